@@ -21,7 +21,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "a busybox bundle"
 mkdir -p "$work/bundle/rootfs"/{bin,proc,sys,dev,etc,tmp,root}
 cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
-for a in $(/bin/busybox --list); do ln -sf busybox "$work/bundle/rootfs/bin/$a"; done
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$work/bundle/rootfs/bin/$a"; done
 echo 'root:x:0:0:root:/root:/bin/sh' > "$work/bundle/rootfs/etc/passwd"
 echo 'root:x:0:' > "$work/bundle/rootfs/etc/group"
 cd "$work/bundle"
@@ -63,7 +63,7 @@ run demo-caps sh -c 'grep Cap /proc/self/status'
 
 say "a 32 MiB memory limit: allocating 64 MiB is killed"
 set +e
-run demo-oom sh -c 'echo allocating 64 MiB; head -c 67108864 /dev/zero | tail > /dev/null; echo survived'
+run demo-oom dd if=/dev/zero of=/dev/null bs=64M count=1
 code=$?
 set -e
 if [ "$code" = 137 ]; then echo "killed by the kernel's OOM killer (exit $code), as it should be"; else echo "unexpected exit $code" >&2; exit 1; fi

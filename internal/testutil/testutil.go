@@ -194,21 +194,36 @@ func WriteSpec(t testing.TB, dir string, spec *specs.Spec) {
 }
 
 // Run executes a command and returns its stdout, stderr and exit code; a
-// failure to start at all fails the test.
+// failure to start at all fails the test. Output goes through temporary
+// files, not pipes: a detached container inherits the runtime's stdio, and
+// a pipe would keep Run waiting until the container exits.
 func Run(t testing.TB, stdin []byte, name string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
+	o, err := os.CreateTemp("", "berth-test-out-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(o.Name())
+	defer o.Close()
+	e, err := os.CreateTemp("", "berth-test-err-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(e.Name())
+	defer e.Close()
+	cmd.Stdout, cmd.Stderr = o, e
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
-	err := cmd.Run()
-	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			return o.String(), e.String(), ee.ExitCode()
+	runErr := cmd.Run()
+	ob, _ := os.ReadFile(o.Name())
+	eb, _ := os.ReadFile(e.Name())
+	if runErr != nil {
+		if ee, ok := runErr.(*exec.ExitError); ok {
+			return string(ob), string(eb), ee.ExitCode()
 		}
-		t.Fatalf("run %s %v: %v", name, args, err)
+		t.Fatalf("run %s %v: %v", name, args, runErr)
 	}
-	return o.String(), e.String(), 0
+	return string(ob), string(eb), 0
 }
