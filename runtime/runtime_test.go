@@ -259,7 +259,9 @@ func TestBadInput(t *testing.T) {
 		mutate func(t *testing.T, dir string, s *specs.Spec) []byte
 		want   string
 	}{
-		{"malformed", func(t *testing.T, dir string, s *specs.Spec) []byte { return []byte(`{"ociVersion": "1.0.0", "process": {`) }, "config.json"},
+		{"malformed", func(t *testing.T, dir string, s *specs.Spec) []byte {
+			return []byte(`{"ociVersion": "1.0.0", "process": {`)
+		}, "config.json"},
 		{"wrongtype", func(t *testing.T, dir string, s *specs.Spec) []byte {
 			return []byte(`{"ociVersion":"1.0.0","root":{"path":"rootfs"},"process":{"args":"sh","cwd":"/"},"linux":{}}`)
 		}, "process.args"},
