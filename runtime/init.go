@@ -122,14 +122,19 @@ func containerInit(ic *initConfig, sock *syncSocket) error {
 			return err
 		}
 	}
+	// Sysctls before readonlyPaths make /proc/sys read-only.
+	if err := process.ApplySysctls(spec); err != nil {
+		return err
+	}
 	if ic.NewMountNS {
 		if err := rootfs.Finalize(rc); err != nil {
 			return err
 		}
 	}
 	pr, err := process.Prepare(spec, ic.Process, process.Options{
-		Init:        true,
-		LoadSeccomp: seccompLoader(spec, ic, listener),
+		Init:           true,
+		LoadSeccomp:    seccompLoader(spec, ic, listener),
+		SysctlsApplied: true,
 	})
 	if err != nil {
 		return err

@@ -25,6 +25,9 @@ type Options struct {
 	// CAP_SYS_ADMIN, still held), and as the last step of Exec otherwise,
 	// so that the filter need not allow what the runtime does until execve.
 	LoadSeccomp func() error
+	// SysctlsApplied says the caller already wrote linux.sysctl (with
+	// ApplySysctls, before /proc/sys went read-only).
+	SysctlsApplied bool
 }
 
 // Prepared is a process whose attributes are applied and whose program is
@@ -98,8 +101,10 @@ func Prepare(spec *specs.Spec, p *specs.Process, o Options) (*Prepared, error) {
 		if err := applyUTS(spec); err != nil {
 			return nil, err
 		}
-		if err := applySysctls(spec); err != nil {
-			return nil, err
+		if !o.SysctlsApplied {
+			if err := applySysctls(spec); err != nil {
+				return nil, err
+			}
 		}
 	}
 	// Every process gets the personality, not just the init: an exec'd

@@ -92,6 +92,11 @@ func sysctlPath(key string) string {
 	}, key)
 }
 
+// ApplySysctls writes linux.sysctl. The container's init calls it before
+// the root filesystem's readonlyPaths (which usually hold /proc/sys) are
+// made read-only, and tells Prepare so with Options.SysctlsApplied.
+func ApplySysctls(spec *specs.Spec) error { return applySysctls(spec) }
+
 func applySysctls(spec *specs.Spec) error {
 	if spec.Linux == nil || len(spec.Linux.Sysctl) == 0 {
 		return nil
