@@ -421,12 +421,13 @@ func (r *Runtime) driveInit(p *initProc, cs *containerState, o CreateOptions) (c
 		switch m.Type {
 		case msgHooks:
 			if hooks != nil {
-				state := specState(cs, Creating, p.pid)
+				// prestart predates the creating status: runtime-spec 1.0
+				// tools expect it to see "created".
 				//lint:ignore SA1019 prestart is deprecated but still part of the spec
-				if err := runHooks("prestart", hooks.Prestart, state); err != nil {
+				if err := runHooks("prestart", hooks.Prestart, specState(cs, Created, p.pid)); err != nil {
 					return console, err
 				}
-				if err := runHooks("createRuntime", hooks.CreateRuntime, state); err != nil {
+				if err := runHooks("createRuntime", hooks.CreateRuntime, specState(cs, Creating, p.pid)); err != nil {
 					return console, err
 				}
 			}

@@ -100,7 +100,7 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 
 // Delete removes a container: its state, its cgroup, and with force its
 // processes. A created container (never started) is deleted without force,
-// as runc does.
+// as runc does; a running or paused one needs force.
 func (r *Runtime) Delete(id string, force bool) error {
 	st, err := r.load(id)
 	if err != nil {
@@ -128,6 +128,8 @@ func (r *Runtime) Delete(id string, force bool) error {
 	switch s := r.status(st); s {
 	case Stopped:
 	case Created:
+		// As runc: a container that never ran is deleted without --force
+		// (engines clean up after a failed start this way).
 		r.killAll(st, cg)
 	default:
 		if !force {
@@ -136,9 +138,12 @@ func (r *Runtime) Delete(id string, force bool) error {
 		r.killAll(st, cg)
 	}
 	if cg != nil {
-		// Leftover processes (the init died, its children did not) go too.
-		cg.Signal(unix.SIGKILL)
-		waitEmpty(cg, 5*time.Second)
+		// Leftover processes (the init died, its children did not) go too;
+		// an empty cgroup needs no freeze-signal-thaw round.
+		if pids, err := cg.Pids(); err != nil || len(pids) > 0 {
+			cg.Signal(unix.SIGKILL)
+			waitEmpty(cg, 5*time.Second)
+		}
 		if err := cg.Destroy(); err != nil {
 			r.log().Warn("remove cgroup", "id", id, "err", err)
 		}

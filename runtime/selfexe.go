@@ -29,9 +29,9 @@ func sealedSelf() (*os.File, error) {
 		return nil, fmt.Errorf("memfd_create: %w", err)
 	}
 	mf := os.NewFile(uintptr(fd), "memfd:berth-runtime")
-	// io.Copy between two files uses copy_file_range/sendfile: the copy stays
-	// in the kernel.
-	if _, err := io.Copy(mf, self); err != nil {
+	// sendfile keeps the copy in the kernel (page cache to shmem); io.Copy
+	// would bounce the whole binary through user space in 32 KiB pieces.
+	if err := sendAll(mf, self); err != nil {
 		mf.Close()
 		return nil, fmt.Errorf("copy self to memfd: %w", err)
 	}
@@ -41,4 +41,29 @@ func sealedSelf() (*os.File, error) {
 		return nil, fmt.Errorf("seal memfd: %w", err)
 	}
 	return mf, nil
+}
+
+func sendAll(dst, src *os.File) error {
+	st, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	for left := st.Size(); left > 0; {
+		n, err := unix.Sendfile(int(dst.Fd()), int(src.Fd()), nil, int(left))
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err == unix.EINVAL || err == unix.ENOSYS {
+			_, err = io.Copy(dst, src)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrUnexpectedEOF
+		}
+		left -= int64(n)
+	}
+	return nil
 }

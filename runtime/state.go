@@ -215,9 +215,9 @@ func (r *Runtime) external(st *containerState) ContainerState {
 	if st.Config != nil {
 		cs.Annotations = st.Config.Annotations
 	}
-	if cs.Status != Stopped {
-		cs.Pid = st.Pid
-	}
+	// The init's pid stays visible once stopped: hooks and callers match it
+	// against what they saw while it ran.
+	cs.Pid = st.Pid
 	return cs
 }
 
