@@ -173,6 +173,11 @@ func (r *Runtime) create(o CreateOptions) (_ *started, retErr error) {
 	if err := unix.Mkfifo(fifoPath, 0o622); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
+	// Past the umask: an init that is root only in its own user namespace
+	// must still be able to open it for writing.
+	if err := os.Chmod(fifoPath, 0o622); err != nil {
+		return nil, fmt.Errorf("create exec fifo: %w", err)
+	}
 	fifo, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open exec fifo: %w", err)
@@ -299,10 +304,16 @@ func (r *Runtime) startInit(ic *initConfig, spec *specs.Spec, cg cgroup.Manager,
 	}
 	defer cfgR.Close()
 
+	// The child execs the memfd through its own fd table: a child in a new
+	// user namespace may not look into ours. A high number keeps it clear
+	// of the fds the child's stdio and ExtraFiles are moved onto.
+	execFd, err := unix.FcntlInt(self.Fd(), unix.F_DUPFD_CLOEXEC, 200+o.PreserveFDs)
+	if err != nil {
+		return nil, fmt.Errorf("dup sealed binary: %w", err)
+	}
+	defer unix.Close(execFd)
 	cmd := &exec.Cmd{
-		// The parent's fd table path stays valid however the child's fds
-		// are rearranged before exec.
-		Path: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), self.Fd()),
+		Path: fmt.Sprintf("/proc/self/fd/%d", execFd),
 		Args: []string{"berth-runtime", "init"},
 	}
 	if ic.Exec {
@@ -335,6 +346,9 @@ func (r *Runtime) startInit(ic *initConfig, spec *specs.Spec, cg cgroup.Manager,
 			cmd.SysProcAttr.GidMappings = append(cmd.SysProcAttr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 		}
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// Become root of the new namespace before exec, so the init keeps
+		// its capabilities there whatever host id root maps to.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 	if err := cmd.Start(); err != nil {
 		parent.Close()

@@ -56,7 +56,11 @@ func InitMain() {
 	} else {
 		err = fmt.Errorf("read init config: %w", err)
 	}
-	sock.send(message{Type: msgError, Error: err.Error()})
+	if sock.send(message{Type: msgError, Error: err.Error()}) != nil {
+		// The runtime is gone (the failure came after ready): the
+		// container's stderr is the only place left to say it.
+		fmt.Fprintln(os.Stderr, "berth-runtime: init:", err)
+	}
 	os.Exit(1)
 }
 

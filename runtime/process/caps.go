@@ -159,7 +159,12 @@ func loadCaps() (capability.Capabilities, capState, error) {
 		return nil, capState{}, fmt.Errorf("read capabilities: %w", err)
 	}
 	if err := pc.Load(); err != nil {
-		return nil, capState{}, fmt.Errorf("read capabilities: %w", err)
+		// Load reads the bounding and ambient sets from /proc/self/status;
+		// a container without /proc (or a joined mount namespace) has
+		// none. Ask the kernel directly instead.
+		if err := loadCapsSyscall(pc); err != nil {
+			return nil, capState{}, fmt.Errorf("read capabilities: %w", err)
+		}
 	}
 	var s capState
 	for _, c := range capability.ListKnown() {
@@ -197,7 +202,7 @@ func newCapApplier(c *specs.LinuxCapabilities) (*capApplier, error) {
 		// runc leaves the sets alone when the spec has none.
 		return nil, nil
 	}
-	last, err := capability.LastCap()
+	last, err := lastCap()
 	if err != nil {
 		return nil, fmt.Errorf("process.capabilities: find the kernel's last capability: %w", err)
 	}
@@ -257,4 +262,57 @@ func (a *capApplier) applySets() error {
 		return fmt.Errorf("process.capabilities.ambient: raise %v: %w", w.ambient.names(), err)
 	}
 	return nil
+}
+
+// loadCapsSyscall fills pc from capget(2) and prctl(2), without /proc.
+func loadCapsSyscall(pc capability.Capabilities) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	pc.Clear(capability.CAPS | capability.BOUNDS | capability.AMBS)
+	last, err := lastCap()
+	if err != nil {
+		return err
+	}
+	for _, c := range capability.ListKnown() {
+		if c > last {
+			continue
+		}
+		i, bit := uint(c)/32, uint32(1)<<(uint(c)%32)
+		if data[i].Effective&bit != 0 {
+			pc.Set(capability.EFFECTIVE, c)
+		}
+		if data[i].Permitted&bit != 0 {
+			pc.Set(capability.PERMITTED, c)
+		}
+		if data[i].Inheritable&bit != 0 {
+			pc.Set(capability.INHERITABLE, c)
+		}
+		if r, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err == nil && r == 1 {
+			pc.Set(capability.BOUNDING, c)
+		}
+		if r, err := unix.PrctlRetInt(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_IS_SET, uintptr(c), 0, 0); err == nil && r == 1 {
+			pc.Set(capability.AMBIENT, c)
+		}
+	}
+	return nil
+}
+
+// lastCap is the kernel's highest capability. capability.LastCap reads
+// /proc/sys/kernel/cap_last_cap; without /proc, probe the bounding set:
+// PR_CAPBSET_READ fails with EINVAL past the last one.
+func lastCap() (capability.Cap, error) {
+	if c, err := capability.LastCap(); err == nil {
+		return c, nil
+	}
+	var last capability.Cap
+	for c := capability.Cap(0); c < 64; c++ {
+		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err != nil {
+			break
+		}
+		last = c
+	}
+	return last, nil
 }

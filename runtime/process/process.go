@@ -151,10 +151,6 @@ func Prepare(spec *specs.Spec, p *specs.Process, o Options) (*Prepared, error) {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return nil, fmt.Errorf("process.noNewPrivileges: %w", err)
 		}
-	} else if o.LoadSeccomp != nil {
-		if err := o.LoadSeccomp(); err != nil {
-			return nil, fmt.Errorf("linux.seccomp: load filter: %w", err)
-		}
 	}
 
 	if err := caps.applyBounding(); err != nil {
@@ -162,12 +158,22 @@ func Prepare(spec *specs.Spec, p *specs.Process, o Options) (*Prepared, error) {
 	}
 	// As root first: the directory may be one only root can reach the
 	// parent of. On EACCES, try again as the container's user below.
+	// The check runs before seccomp is loaded: a profile may refuse getcwd.
 	chdirLater := false
 	if err := unix.Chdir(p.Cwd); err != nil {
 		if !isPermission(err) {
 			return nil, fmt.Errorf("process.cwd: chdir %q: %w", p.Cwd, err)
 		}
 		chdirLater = true
+	} else if err := verifyCwd(p.Cwd); err != nil {
+		return nil, err
+	}
+	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+	// now, before the identity change drops it.
+	if !p.NoNewPrivileges && o.LoadSeccomp != nil {
+		if err := o.LoadSeccomp(); err != nil {
+			return nil, fmt.Errorf("linux.seccomp: load filter: %w", err)
+		}
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("process.user: keep capabilities across the uid change: %w", err)
@@ -186,9 +192,9 @@ func Prepare(spec *specs.Spec, p *specs.Process, o Options) (*Prepared, error) {
 		if err := unix.Chdir(p.Cwd); err != nil {
 			return nil, fmt.Errorf("process.cwd: chdir %q as uid %d: %w", p.Cwd, p.User.UID, err)
 		}
-	}
-	if err := verifyCwd(p.Cwd); err != nil {
-		return nil, err
+		if err := verifyCwd(p.Cwd); err != nil {
+			return nil, err
+		}
 	}
 	path, err := lookPath(p.Args[0], env)
 	if err != nil {
