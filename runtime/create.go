@@ -21,6 +21,7 @@ import (
 	"github.com/berthproject/berth/cgroup"
 	"github.com/berthproject/berth/runtime/bundle"
 	"github.com/berthproject/berth/runtime/nsenter"
+	"github.com/berthproject/berth/runtime/process"
 )
 
 // Runtime is berth-runtime's view of one state directory.
@@ -463,6 +464,11 @@ func (r *Runtime) driveInit(p *initProc, cs *containerState, o CreateOptions) (c
 				console = master
 			}
 		case msgReady:
+			if cs.Config.Process != nil && len(cs.Config.Process.Rlimits) > 0 && p.cmd.Args[1] == "init" {
+				if err := process.SetRlimits(p.pid, cs.Config.Process.Rlimits); err != nil {
+					return console, err
+				}
+			}
 			return console, nil
 		case msgError:
 			for _, fd := range fds {

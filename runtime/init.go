@@ -135,7 +135,11 @@ func containerInit(ic *initConfig, sock *syncSocket) error {
 			return err
 		}
 	}
-	pr, err := process.Prepare(spec, ic.Process, process.Options{
+	// The runtime sets the rlimits from outside once we report ready (see
+	// driveInit): inside, a small RLIMIT_AS would starve this Go process.
+	proc := *ic.Process
+	proc.Rlimits = nil
+	pr, err := process.Prepare(spec, &proc, process.Options{
 		Init:           true,
 		LoadSeccomp:    seccompLoader(spec, ic, listener),
 		SysctlsApplied: true,
@@ -190,10 +194,12 @@ func seccompLoader(spec *specs.Spec, ic *initConfig, listener *net.UnixConn) fun
 		return nil
 	}
 	cfg := spec.Linux.Seccomp
+	// Compile now, before process.Prepare applies the rlimits: a small
+	// RLIMIT_AS would leave libseccomp no memory to build the filter.
+	f, compileErr := seccomp.Compile(cfg)
 	return func() error {
-		f, err := seccomp.Compile(cfg)
-		if err != nil {
-			return err
+		if compileErr != nil {
+			return compileErr
 		}
 		defer f.Close()
 		fd, err := f.Load()

@@ -298,3 +298,21 @@ func applyFinalAffinity(a *specs.CPUAffinity) error {
 	}
 	return nil
 }
+
+// SetRlimits applies process.rlimits to another process with prlimit(2).
+// The runtime uses it on a container's init from outside: a small
+// RLIMIT_AS inside the init would leave the Go runtime and libseccomp no
+// room to finish setting up.
+func SetRlimits(pid int, rls []specs.POSIXRlimit) error {
+	parsed, err := parseRlimits(rls)
+	if err != nil {
+		return err
+	}
+	for _, r := range parsed {
+		lim := r.lim
+		if err := unix.Prlimit(pid, r.resource, &lim, nil); err != nil {
+			return fmt.Errorf("process.rlimits[%d]: %s soft %d hard %d: %w", r.index, r.name, lim.Cur, lim.Max, err)
+		}
+	}
+	return nil
+}
