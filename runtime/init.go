@@ -114,6 +114,13 @@ func containerInit(ic *initConfig, sock *syncSocket) error {
 			return err
 		}
 	}
+	// A handle on the host's /proc, for a root without one of its own (a
+	// joined mount namespace, or a spec that mounts no proc): the exec fifo
+	// is reopened through it below.
+	hostProc, _ := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if hostProc >= 0 {
+		defer unix.Close(hostProc)
+	}
 	if ic.NewMountNS {
 		if err := rootfs.Pivot(rc); err != nil {
 			return err
@@ -155,10 +162,15 @@ func containerInit(ic *initConfig, sock *syncSocket) error {
 	// Block until start opens the fifo for reading. The fd is an O_PATH
 	// handle opened before pivot_root; reopening it through /proc keeps it
 	// the very fifo create made.
-	fifo, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(ic.FifoFd), os.O_WRONLY|unix.O_CLOEXEC, 0)
+	fifoPath := "self/fd/" + strconv.Itoa(ic.FifoFd)
+	fifoFd, err := unix.Open("/proc/"+fifoPath, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err == unix.ENOENT && hostProc >= 0 {
+		fifoFd, err = unix.Openat(hostProc, fifoPath, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
+	fifo := os.NewFile(uintptr(fifoFd), "exec.fifo")
 	if _, err := fifo.Write([]byte("0")); err != nil {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
