@@ -435,6 +435,13 @@ func (r *Runtime) driveInit(p *initProc, cs *containerState, o CreateOptions) (c
 		}
 		switch m.Type {
 		case msgHooks:
+			// The init is still root here: after its uid change, prlimit
+			// on it would need CAP_SYS_RESOURCE.
+			if cs.Config.Process != nil && len(cs.Config.Process.Rlimits) > 0 {
+				if err := process.SetRlimits(p.pid, cs.Config.Process.Rlimits); err != nil {
+					return console, err
+				}
+			}
 			if hooks != nil {
 				// prestart predates the creating status: runtime-spec 1.0
 				// tools expect it to see "created".
@@ -464,11 +471,6 @@ func (r *Runtime) driveInit(p *initProc, cs *containerState, o CreateOptions) (c
 				console = master
 			}
 		case msgReady:
-			if cs.Config.Process != nil && len(cs.Config.Process.Rlimits) > 0 && p.cmd.Args[1] == "init" {
-				if err := process.SetRlimits(p.pid, cs.Config.Process.Rlimits); err != nil {
-					return console, err
-				}
-			}
 			return console, nil
 		case msgError:
 			for _, fd := range fds {

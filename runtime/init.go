@@ -82,6 +82,9 @@ func containerInit(ic *initConfig, sock *syncSocket) error {
 		listener = c.(*net.UnixConn)
 		defer listener.Close()
 	}
+	// Compile the filter before the runtime sets our rlimits (at the hooks
+	// step): a small RLIMIT_AS leaves libseccomp no room.
+	loadSeccomp := seccompLoader(spec, ic, listener)
 	rc := &rootfs.Config{
 		Spec:       spec,
 		Rootfs:     ic.Rootfs,
@@ -142,13 +145,13 @@ func containerInit(ic *initConfig, sock *syncSocket) error {
 			return err
 		}
 	}
-	// The runtime sets the rlimits from outside once we report ready (see
-	// driveInit): inside, a small RLIMIT_AS would starve this Go process.
+	// The runtime set the rlimits from outside at the hooks step (see
+	// driveInit): setting them here would need them raised again first.
 	proc := *ic.Process
 	proc.Rlimits = nil
 	pr, err := process.Prepare(spec, &proc, process.Options{
 		Init:           true,
-		LoadSeccomp:    seccompLoader(spec, ic, listener),
+		LoadSeccomp:    loadSeccomp,
 		SysctlsApplied: true,
 	})
 	if err != nil {
