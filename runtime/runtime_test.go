@@ -323,3 +323,58 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestUpdateEventsSpecFeatures(t *testing.T) {
+	h := newHarness(t)
+	b := testutil.Bundle(t, spec("sleep", "60"))
+	id := uniqueID(t)
+	h.must("run", "-d", "--bundle", b, id)
+	h.must("update", "--memory", "48m", "--pids-limit", "42", id)
+	var ev struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+		Data struct {
+			Memory struct {
+				Usage struct {
+					Limit uint64 `json:"limit"`
+				} `json:"usage"`
+			} `json:"memory"`
+			Pids struct {
+				Current uint64 `json:"current"`
+				Limit   uint64 `json:"limit"`
+			} `json:"pids"`
+		} `json:"data"`
+	}
+	out := h.must("events", "--stats", id)
+	if err := json.Unmarshal([]byte(out), &ev); err != nil {
+		t.Fatalf("events --stats: %v: %s", err, out)
+	}
+	if ev.Type != "stats" || ev.ID != id || ev.Data.Memory.Usage.Limit != 48<<20 || ev.Data.Pids.Limit != 42 || ev.Data.Pids.Current < 1 {
+		t.Fatalf("stats after update: %+v", ev)
+	}
+	if _, errOut, code := h.run("update", "--memory", "lots", id); code == 0 || !strings.Contains(errOut, "--memory") {
+		t.Fatalf("bad --memory accepted (exit %d): %s", code, errOut)
+	}
+	h.must("delete", "-f", id)
+
+	dir := t.TempDir()
+	h.must("spec", "--bundle", dir)
+	if _, _, code := h.run("spec", "--bundle", dir); code == 0 {
+		t.Fatal("spec overwrote an existing config.json")
+	}
+	var s specs.Spec
+	raw, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err := json.Unmarshal(raw, &s); err != nil || s.Linux.Seccomp == nil || len(s.Linux.Seccomp.Syscalls) == 0 {
+		t.Fatalf("spec: no default seccomp profile: %v", err)
+	}
+	var f struct {
+		OCIVersionMax string   `json:"ociVersionMax"`
+		Hooks         []string `json:"hooks"`
+	}
+	if err := json.Unmarshal([]byte(h.must("features")), &f); err != nil || f.OCIVersionMax == "" || len(f.Hooks) != 6 {
+		t.Fatalf("features: %+v %v", f, err)
+	}
+	if _, errOut, code := h.run("--systemd-cgroup", "list"); code == 0 || !strings.Contains(errOut, "not supported") {
+		t.Fatalf("--systemd-cgroup: exit %d %s", code, errOut)
+	}
+}
