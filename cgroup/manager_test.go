@@ -131,7 +131,7 @@ func TestDetectLayout(t *testing.T) {
 	// Decide independently from statfs what this machine is.
 	var st unix.Statfs_t
 	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
-		t.Skip(err)
+		t.Skipf("no cgroup mount at /sys/fs/cgroup to compare with: %v", err)
 	}
 	want := Legacy
 	if st.Type == unix.CGROUP2_SUPER_MAGIC {
@@ -160,7 +160,7 @@ func rootDisk(t *testing.T) (int64, int64) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/partitions")
 	if err != nil {
-		t.Skip(err)
+		t.Skipf("blkio throttle test needs /proc/partitions: %v", err)
 	}
 	for _, line := range strings.Split(string(b), "\n")[1:] {
 		f := strings.Fields(line)
@@ -170,7 +170,7 @@ func rootDisk(t *testing.T) (int64, int64) {
 			return maj, min
 		}
 	}
-	t.Skip("no block device")
+	t.Skip("blkio throttle test needs a real block device; /proc/partitions lists none")
 	return 0, 0
 }
 
