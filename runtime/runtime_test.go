@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -377,4 +378,8 @@ func TestUpdateEventsSpecFeatures(t *testing.T) {
 	if _, errOut, code := h.run("--systemd-cgroup", "list"); code == 0 || !strings.Contains(errOut, "not supported") {
 		t.Fatalf("--systemd-cgroup: exit %d %s", code, errOut)
 	}
+}
+
+func newCmd(h *harness, args ...string) *exec.Cmd {
+	return exec.Command(h.bin, append([]string{"--root", h.root}, args...)...)
 }
