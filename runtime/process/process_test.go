@@ -424,7 +424,7 @@ func TestPrepareErrorsInChild(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.skip {
-				t.Skip("not applicable on this host")
+				t.Skip("AppArmor is enabled on this host, so the refusal without it cannot be checked")
 			}
 			spec := busyboxSpec("echo ran")
 			tc.mutate(spec)

@@ -254,14 +254,8 @@ func Finalize(c *Config) error {
 // A path missing from the image is not an error: default specs list paths
 // that only some kernels have.
 func readonlyPath(r *root, p string) error {
-	rel, err := r.rel(p)
-	if err != nil {
-		return err
-	}
-	target, err := r.open(rel)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	} else if err != nil {
+	target, err := r.openExisting(p)
+	if target == nil || err != nil {
 		return err
 	}
 	defer target.Close()
@@ -279,14 +273,8 @@ func readonlyPath(r *root, p string) error {
 // maskPath hides a path: a directory under an empty read-only tmpfs, a file
 // under the container's /dev/null. Missing paths are skipped.
 func maskPath(r *root, p, mountLabel string) error {
-	rel, err := r.rel(p)
-	if err != nil {
-		return err
-	}
-	target, err := r.open(rel)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	} else if err != nil {
+	target, err := r.openExisting(p)
+	if target == nil || err != nil {
 		return err
 	}
 	defer target.Close()
@@ -413,4 +401,19 @@ func BindConsole(slave *os.File) error {
 		}
 	}
 	return nil
+}
+
+// openExisting opens the container path p inside the root, or returns nil
+// and no error when it is missing: default specs list masked and read-only
+// paths that only some kernels have.
+func (r *root) openExisting(p string) (*os.File, error) {
+	rel, err := r.rel(p)
+	if err != nil {
+		return nil, err
+	}
+	f, err := r.open(rel)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return f, err
 }
