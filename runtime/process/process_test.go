@@ -374,7 +374,7 @@ func TestPrepareErrorsInChild(t *testing.T) {
 		name   string
 		mutate func(*specs.Spec)
 		want   string
-		skip   bool
+		skip   string // why the case cannot run here; empty runs it
 	}{
 		{
 			name:   "program not in PATH",
@@ -402,7 +402,7 @@ func TestPrepareErrorsInChild(t *testing.T) {
 				s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_CORE", Soft: 0, Hard: 0}, {Type: "RLIMIT_NOFILE", Soft: 1024, Hard: hard.Max + 10000}}
 			},
 			want: fmt.Sprintf("process.rlimits[1]: RLIMIT_NOFILE hard limit %d is above the current hard limit %d", hard.Max+10000, hard.Max),
-			skip: held,
+			skip: ifTrue(held, "CAP_SYS_RESOURCE is held here, so raising the hard limit would succeed"),
 		},
 		{
 			name:   "missing cwd",
@@ -413,7 +413,7 @@ func TestPrepareErrorsInChild(t *testing.T) {
 			name:   "apparmor without apparmor",
 			mutate: func(s *specs.Spec) { s.Process.ApparmorProfile = "berth-test" },
 			want:   `process.apparmorProfile: profile "berth-test" requested but AppArmor is not enabled`,
-			skip:   appArmorEnabled(),
+			skip:   ifTrue(appArmorEnabled(), "AppArmor is enabled here, so the refusal without it cannot be checked"),
 		},
 		{
 			name:   "hostname without uts namespace",
@@ -423,8 +423,8 @@ func TestPrepareErrorsInChild(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.skip {
-				t.Skip("AppArmor is enabled on this host, so the refusal without it cannot be checked")
+			if tc.skip != "" {
+				t.Skip(tc.skip)
 			}
 			spec := busyboxSpec("echo ran")
 			tc.mutate(spec)
@@ -473,4 +473,12 @@ func TestPrepareValidatesFirst(t *testing.T) {
 	if _, err := Prepare(nil, nil, Options{}); err == nil {
 		t.Error("Prepare(nil, nil) succeeded")
 	}
+}
+
+// ifTrue returns why when cond holds: a table case's skip reason.
+func ifTrue(cond bool, why string) string {
+	if cond {
+		return why
+	}
+	return ""
 }
