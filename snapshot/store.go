@@ -48,8 +48,8 @@ func (s *store) lock() (*flock.Lock, error) {
 	return flock.Exclusive(filepath.Join(s.root, "lock"))
 }
 
-func (s *store) dir(id string) string    { return filepath.Join(s.root, "snapshots", id) }
-func (s *store) fsDir(id string) string  { return filepath.Join(s.dir(id), "fs") }
+func (s *store) dir(id string) string     { return filepath.Join(s.root, "snapshots", id) }
+func (s *store) fsDir(id string) string   { return filepath.Join(s.dir(id), "fs") }
 func (s *store) workDir(id string) string { return filepath.Join(s.dir(id), "work") }
 
 // scan reads every snapshot's info. Readers need no lock: info.json is
