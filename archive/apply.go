@@ -56,6 +56,10 @@ type Result struct {
 	// Skipped names entries an unprivileged apply could not create
 	// (device nodes), so the caller can warn.
 	Skipped []string
+	// RootSet: the layer gave the root directory's own attributes (a "./"
+	// entry). In overlay mode a layer that does not inherits them from
+	// the layer below; the unpacker copies them.
+	RootSet bool
 }
 
 // ErrInvalidArchive marks a layer refused for what it contains (a whiteout
@@ -209,6 +213,7 @@ func (a *applier) entry(hdr *tar.Header, tr io.Reader) error {
 			return err
 		}
 		a.deferDir(".", hdr)
+		a.res.RootSet = true
 		return nil
 	}
 
