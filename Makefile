@@ -17,6 +17,7 @@ all: build
 build: deps
 	@mkdir -p $(BIN)
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/berth-runtime ./cmd/berth-runtime
+	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/berth ./cmd/berth
 
 # deps installs what is missing and is silent when everything is there.
 deps:

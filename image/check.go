@@ -54,7 +54,7 @@ func (s *Store) Check(ctx context.Context, repair bool) (CheckReport, error) {
 		rc.Close()
 		if errdefs.IsDataLoss(err) {
 			corrupt[i.Digest] = true
-			rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s is damaged: %v", i.Digest, err))
+			rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s is damaged: its content no longer matches its digest", i.Digest))
 			return nil
 		}
 		return err

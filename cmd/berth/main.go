@@ -1,0 +1,232 @@
+// Command berth is the container engine's command line: flags, output and
+// exit codes only; the work is done by the library packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/berthproject/berth/image"
+	"github.com/spf13/cobra"
+)
+
+var (
+	version   = "dev"
+	gitCommit = "unknown"
+)
+
+// Exit codes, as Docker's and Podman's.
+const (
+	exitBerth = 125 // berth itself failed
+)
+
+// app holds the global flags and what they open.
+type app struct {
+	root     string
+	runRoot  string
+	driver   string
+	logLevel string
+
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+
+	store *image.Store
+}
+
+// exitError carries an exit code other than 125 out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+
+func defaultRoot() string {
+	if v := os.Getenv("BERTH_ROOT"); v != "" {
+		return v
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/berth"
+	}
+	if v := os.Getenv("XDG_DATA_HOME"); v != "" {
+		return filepath.Join(v, "berth")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "share", "berth")
+}
+
+func defaultRunRoot() string {
+	if v := os.Getenv("BERTH_RUNROOT"); v != "" {
+		return v
+	}
+	if os.Geteuid() == 0 {
+		return "/run/berth"
+	}
+	if v := os.Getenv("XDG_RUNTIME_DIR"); v != "" {
+		return filepath.Join(v, "berth")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("berth-%d", os.Geteuid()))
+}
+
+// images opens the image store on first use.
+func (a *app) images() (*image.Store, error) {
+	if a.store != nil {
+		return a.store, nil
+	}
+	s, err := image.Open(image.Options{Root: a.root, RunRoot: a.runRoot, Driver: a.driver})
+	if err != nil {
+		return nil, err
+	}
+	a.store = s
+	return s, nil
+}
+
+func newRoot(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "berth",
+		Short:         "A daemonless container engine: images, containers, registries, signed chains of custody",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			level := slog.LevelWarn
+			switch strings.ToLower(a.logLevel) {
+			case "debug":
+				level = slog.LevelDebug
+			case "info":
+				level = slog.LevelInfo
+			case "warn", "warning", "":
+			case "error":
+				level = slog.LevelError
+			default:
+				return usageError(cmd, fmt.Errorf("--log-level %q: use debug, info, warn or error", a.logLevel))
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level})))
+			return nil
+		},
+	}
+	root.SetVersionTemplate("berth version {{.Version}}\n")
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	f := root.PersistentFlags()
+	f.StringVar(&a.root, "root", defaultRoot(), "state directory (images, containers); BERTH_ROOT also sets it")
+	f.StringVar(&a.runRoot, "runroot", defaultRunRoot(), "runtime state directory (mounts, running containers)")
+	f.StringVar(&a.driver, "storage-driver", os.Getenv("BERTH_STORAGE_DRIVER"), "snapshot driver of a new store: overlay or vfs (default: overlay where it works)")
+	f.StringVar(&a.logLevel, "log-level", "warn", "diagnostics on stderr: debug, info, warn or error")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError(cmd, err) })
+
+	imageCmd := &cobra.Command{Use: "image", Short: "Manage images", Args: noArgs}
+	imageCmd.AddCommand(
+		imagesCmd(a, "ls"), inspectCmd(a, true), historyCmd(a), tagCmd(a), rmiCmd(a, "rm"),
+		pruneCmd(a), mountCmd(a), unmountCmd(a), loadCmd(a), saveCmd(a), importCmd(a),
+	)
+	systemCmd := &cobra.Command{Use: "system", Short: "Manage the store", Args: noArgs}
+	systemCmd.AddCommand(dfCmd(a), checkCmd(a))
+	root.AddCommand(imageCmd, systemCmd,
+		imagesCmd(a, "images"), inspectCmd(a, false), historyCmd(a), tagCmd(a), rmiCmd(a, "rmi"),
+		loadCmd(a), saveCmd(a), importCmd(a), versionCmd(a))
+	return root
+}
+
+// usageError is a mistake on the command line: one line, with where to
+// look.
+func usageError(cmd *cobra.Command, err error) error {
+	return fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())
+}
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError(cmd, fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()))
+	}
+	return cmd.Help()
+}
+
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError(cmd, fmt.Errorf("%q requires exactly %d argument%s (%s)", cmd.CommandPath(), n, plural(n), what))
+		}
+		return nil
+	}
+}
+
+func minArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usageError(cmd, fmt.Errorf("%q requires at least %d argument%s (%s)", cmd.CommandPath(), n, plural(n), what))
+		}
+		return nil
+	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func versionCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Show the version",
+		Args:  exactArgs(0, "none"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintf(a.stdout, "berth version %s (commit %s)\n", version, gitCommit)
+			return nil
+		},
+	}
+}
+
+// message is the one line a user sees for an error.
+func message(err error) string {
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := newRoot(a)
+	root.SetArgs(args)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "Error: "+message(ee.err))
+		}
+		return ee.code
+	}
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "Error: interrupted")
+		return exitBerth
+	}
+	fmt.Fprintln(stderr, "Error: "+message(err))
+	return exitBerth
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

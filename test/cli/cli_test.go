@@ -1,0 +1,197 @@
+// Package cli holds berth's command-line tests: testscript files in
+// testdata/, numbered by area as podman's system tests are, each driving
+// the real bin/berth with its own state directory.
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berthproject/berth/archive"
+	tu "github.com/berthproject/berth/internal/testutil"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// Layer sets scripts build archives from (mkarchive).
+var layerSets = map[string][]tu.Entry{
+	"base": {tu.Dir("etc"), tu.File("etc/os-release", "ID=berth\n"), tu.Dir("bin"), tu.File("bin/sh", "#!shell"), tu.Symlink("bin/ash", "sh")},
+	"app":  {tu.Dir("app"), tu.File("app/main", "app v1"), tu.File("etc/.wh.os-release", "")},
+	"app2": {tu.Dir("app"), tu.File("app/main", "app v2")},
+	"big":  {tu.Dir("data"), tu.File("data/blob", strings.Repeat("0123456789abcdef", 1<<16))},
+	// Hostile: escapes by name and through a symlink; unpack must refuse
+	// or keep them inside.
+	"escape-dotdot":  {tu.File("../../../../tmp/berth-escaped", "pwned")},
+	"escape-symlink": {tu.Symlink("evil", "/tmp"), tu.File("evil/berth-escaped-link", "pwned")},
+	"bad-whiteout":   {tu.File(".wh...", "")},
+}
+
+// topT is the test running the scripts: the helpers below take a
+// testing.TB, and get one that fails the script instead.
+var topT testing.TB
+
+type scriptTB struct {
+	testing.TB
+	ts *testscript.TestScript
+}
+
+func (s scriptTB) Helper()                           {}
+func (s scriptTB) Fatal(args ...any)                 { s.ts.Fatalf("%s", fmt.Sprint(args...)) }
+func (s scriptTB) Fatalf(format string, args ...any) { s.ts.Fatalf(format, args...) }
+
+func tb(ts *testscript.TestScript) testing.TB { return scriptTB{TB: topT, ts: ts} }
+
+func TestCLI(t *testing.T) {
+	topT = t
+	berth := tu.Binary(t, "berth")
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("PATH", filepath.Dir(berth)+string(os.PathListSeparator)+os.Getenv("PATH"))
+			env.Setenv("BERTH_ROOT", filepath.Join(env.WorkDir, "root"))
+			env.Setenv("BERTH_RUNROOT", filepath.Join(env.WorkDir, "run"))
+			env.Setenv("BUSYBOX", tu.BusyboxPath)
+			work := env.WorkDir
+			env.Defer(func() {
+				// Leave no mount behind, whatever the script did.
+				cmd := exec.Command(berth, "--root", filepath.Join(work, "root"), "--runroot", filepath.Join(work, "run"), "image", "unmount", "--all")
+				cmd.Run()
+			})
+			return nil
+		},
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "root":
+				return os.Geteuid() == 0, nil
+			case "busybox":
+				_, err := os.Stat(tu.BusyboxPath)
+				return err == nil, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"mkarchive": mkarchive,
+			"mkrootfs":  mkrootfs,
+			"treeeq":    treeeq,
+			"corrupt":   corrupt,
+			"gzip":      gzipFile,
+			"capture":   capture,
+		},
+	})
+}
+
+// mkarchive oci|docker FILE NAME LAYERSET... [label=K=V] [cmd=ARG]
+// writes an image made of the named layer sets; NAME "-" for none.
+func mkarchive(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 3 {
+		ts.Fatalf("usage: mkarchive oci|docker FILE NAME LAYERSET...")
+	}
+	var layers [][]tu.Entry
+	var o tu.ImageOptions
+	for _, a := range args[3:] {
+		if k, v, ok := strings.Cut(a, "="); ok {
+			switch k {
+			case "label":
+				lk, lv, _ := strings.Cut(v, "=")
+				if o.Labels == nil {
+					o.Labels = map[string]string{}
+				}
+				o.Labels[lk] = lv
+			case "cmd":
+				o.Cmd = append(o.Cmd, v)
+			case "env":
+				o.Env = append(o.Env, v)
+			default:
+				ts.Fatalf("mkarchive: unknown option %s", k)
+			}
+			continue
+		}
+		set, ok := layerSets[a]
+		if !ok {
+			ts.Fatalf("mkarchive: unknown layer set %q", a)
+		}
+		layers = append(layers, set)
+	}
+	img := tu.BuildImage(tb(ts), o, layers...)
+	name := args[2]
+	var data []byte
+	switch args[0] {
+	case "oci":
+		n := ""
+		if name != "-" {
+			n = name
+		}
+		data = tu.OCIArchive(tb(ts), []*tu.TestImage{img}, []string{n})
+	case "docker":
+		var tags [][]string
+		if name != "-" {
+			tags = [][]string{{name}}
+		}
+		data = tu.DockerArchive(tb(ts), []*tu.TestImage{img}, tags)
+	default:
+		ts.Fatalf("mkarchive: format %q: oci or docker", args[0])
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), data, 0o644))
+}
+
+// mkrootfs DIR fills DIR with a busybox root file system.
+func mkrootfs(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: mkrootfs DIR")
+	}
+	ts.Check(tu.MakeBusyboxRootfs(ts.MkAbs(args[0])))
+}
+
+// treeeq DIR1 DIR2: the two trees hold the same entries with the same
+// types, modes, owners, contents, link targets and xattrs.
+func treeeq(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: treeeq DIR1 DIR2")
+	}
+	d := tu.DiffTrees(tu.TreeOf(tb(ts), ts.MkAbs(args[0]), tu.TreeOptions{}), tu.TreeOf(tb(ts), ts.MkAbs(args[1]), tu.TreeOptions{}))
+	if neg && len(d) == 0 {
+		ts.Fatalf("trees are equal")
+	}
+	if !neg && len(d) > 0 {
+		ts.Fatalf("trees differ:\n%s", strings.Join(d, "\n"))
+	}
+}
+
+// corrupt FILE|DIGEST flips the first byte of a file, or of the blob
+// with that digest in $BERTH_ROOT's content store, in place.
+func corrupt(ts *testscript.TestScript, neg bool, args []string) {
+	p := ts.MkAbs(args[0])
+	if alg, hex, ok := strings.Cut(args[0], ":"); ok {
+		p = filepath.Join(ts.Getenv("BERTH_ROOT"), "content", "blobs", alg, hex)
+	}
+	b, err := os.ReadFile(p)
+	ts.Check(err)
+	b[0] ^= 0xff
+	os.Chmod(p, 0o644)
+	ts.Check(os.WriteFile(p, b, 0o444))
+}
+
+// gzip FILE OUT compresses FILE into OUT.
+func gzipFile(ts *testscript.TestScript, neg bool, args []string) {
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	var buf bytes.Buffer
+	w, err := archive.CompressStream(&buf, archive.Gzip)
+	ts.Check(err)
+	w.Write(b)
+	ts.Check(w.Close())
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), buf.Bytes(), 0o644))
+}
+
+// capture VAR sets VAR to the last command's stdout, trimmed.
+func capture(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: capture VAR")
+	}
+	ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile("stdout")))
+}
