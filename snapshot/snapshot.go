@@ -35,6 +35,9 @@
 //	    fs/                    overlay: the layer's own files (the upper dir);
 //	                           vfs: the whole tree
 //	    work/                  overlay work dir of an active snapshot
+//	  snapshots/.new-<id>/     a snapshot being assembled; renamed to <id>
+//	                           with its info.json in place, removed if its
+//	                           maker died
 //	  removing/<id>/           snapshots being deleted (renamed here first, so
 //	                           a crash never leaves half a snapshot under snapshots/)
 package snapshot

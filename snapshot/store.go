@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/berthproject/berth/errdefs"
@@ -63,7 +64,7 @@ func (s *store) scan() (map[string]*record, []string, error) {
 	recs := map[string]*record{}
 	var broken []string
 	for _, e := range ents {
-		if !e.IsDir() {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), newPrefix) {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(s.dir(e.Name()), "info.json"))
@@ -109,24 +110,24 @@ func (s *store) writeInfo(id string, info Info) error {
 	return atomicfile.WriteFile(filepath.Join(s.dir(id), "info.json"), b, 0o600)
 }
 
-// newDir makes the directory of a new snapshot under a fresh short id
-// (short, because an overlay mount names every layer in one page of
-// options).
-func (s *store) newDir() (string, error) {
+// newID picks a fresh short id (short, because an overlay mount names
+// every layer in one page of options).
+func (s *store) newID() (string, error) {
 	for i := 0; i < 16; i++ {
 		var b [4]byte
 		rand.Read(b[:])
 		id := hex.EncodeToString(b[:])
-		err := os.Mkdir(s.dir(id), 0o700)
-		if err == nil {
+		if _, err := os.Lstat(s.dir(id)); errors.Is(err, fs.ErrNotExist) {
 			return id, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return "", fmt.Errorf("new snapshot: %w", err)
 		}
 	}
 	return "", errors.New("new snapshot: no free id")
 }
+
+// newPrefix names directories being made: a snapshot is assembled under
+// it and renamed into place with its info.json, so snapshots/<id> always
+// has one, whenever a process dies.
+const newPrefix = ".new-"
 
 // create reserves key with the info given, after checking the parent. It
 // returns the record and the parent chain (top first).
@@ -159,13 +160,17 @@ func (s *store) create(key, parent string, kind Kind, opts []Opt, mkdirs ...stri
 			return nil, nil, err
 		}
 	}
-	id, err := s.newDir()
+	id, err := s.newID()
 	if err != nil {
 		return nil, nil, err
 	}
+	tmp := filepath.Join(s.root, "snapshots", newPrefix+id)
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("new snapshot: %w", err)
+	}
 	for _, d := range mkdirs {
-		if err := os.Mkdir(filepath.Join(s.dir(id), d), 0o755); err != nil {
-			os.RemoveAll(s.dir(id))
+		if err := os.Mkdir(filepath.Join(tmp, d), 0o755); err != nil {
+			os.RemoveAll(tmp)
 			return nil, nil, fmt.Errorf("new snapshot: %w", err)
 		}
 	}
@@ -173,8 +178,20 @@ func (s *store) create(key, parent string, kind Kind, opts []Opt, mkdirs ...stri
 	for _, o := range opts {
 		o(&info)
 	}
-	if err := s.writeInfo(id, info); err != nil {
-		os.RemoveAll(s.dir(id))
+	b, err := json.MarshalIndent(info, "", "\t")
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, nil, err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(tmp, "info.json"), b, 0o600); err != nil {
+		os.RemoveAll(tmp)
+		return nil, nil, err
+	}
+	if err := os.Rename(tmp, s.dir(id)); err != nil {
+		os.RemoveAll(tmp)
+		return nil, nil, fmt.Errorf("new snapshot: %w", err)
+	}
+	if err := atomicfile.SyncDir(filepath.Join(s.root, "snapshots")); err != nil {
 		return nil, nil, err
 	}
 	return &record{id: id, Info: info}, chain, nil
@@ -319,12 +336,22 @@ func (s *store) Remove(ctx context.Context, key string) error {
 	return nil
 }
 
-// sweepRemoving finishes deletions a killed process left.
+// sweepRemoving finishes deletions a killed process left, and removes
+// snapshots it was still assembling.
 func (s *store) sweepRemoving() {
-	ents, err := os.ReadDir(filepath.Join(s.root, "removing"))
-	if err != nil || len(ents) == 0 {
+	ents, _ := os.ReadDir(filepath.Join(s.root, "removing"))
+	snaps, _ := os.ReadDir(filepath.Join(s.root, "snapshots"))
+	var partial []string
+	for _, e := range snaps {
+		if strings.HasPrefix(e.Name(), newPrefix) {
+			partial = append(partial, filepath.Join(s.root, "snapshots", e.Name()))
+		}
+	}
+	if len(ents) == 0 && len(partial) == 0 {
 		return
 	}
+	// Under the lock no create is assembling: every .new- directory is
+	// a dead one's.
 	l, err := flock.TryExclusive(filepath.Join(s.root, "lock"))
 	if err != nil {
 		return
@@ -332,6 +359,9 @@ func (s *store) sweepRemoving() {
 	defer l.Unlock()
 	for _, e := range ents {
 		removeTree(filepath.Join(s.root, "removing", e.Name()))
+	}
+	for _, p := range partial {
+		removeTree(p)
 	}
 }
 
