@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 
 	"github.com/berthproject/berth/errdefs"
 	digest "github.com/opencontainers/go-digest"
@@ -125,7 +126,10 @@ func WriteBlob(ctx context.Context, s Store, ref string, r io.Reader, desc ocisp
 			return false, err
 		}
 	}
-	if _, err := io.Copy(w, r); err != nil {
+	bp := copyBufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(w, r, *bp)
+	copyBufs.Put(bp)
+	if err != nil {
 		return false, fmt.Errorf("write blob %s: %w", desc.Digest, err)
 	}
 	if err := w.Commit(ctx, desc.Size, desc.Digest); err != nil {
@@ -136,6 +140,10 @@ func WriteBlob(ctx context.Context, s Store, ref string, r io.Reader, desc ocisp
 	}
 	return true, nil
 }
+
+// copyBufs are the buffers blobs are copied through: large, so that a
+// layer is written in few system calls.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // WriteBytes stores b as a blob and returns its descriptor (with mediaType
 // set), for the small documents berth writes itself.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -113,6 +114,16 @@ func TestLoadFormats(t *testing.T) {
 			w.Write(tu.DockerArchive(t, []*tu.TestImage{img}, [][]string{{"app:1"}}))
 			w.Close()
 			return s.Load(context.Background(), &buf, LoadOptions{})
+		},
+		"oci-archive file": func(s *Store) ([]Loaded, error) {
+			p := filepath.Join(t.TempDir(), "a.tar")
+			os.WriteFile(p, tu.OCIArchive(t, []*tu.TestImage{img}, []string{"docker.io/library/app:1"}), 0o644)
+			return s.LoadPath(context.Background(), p, LoadOptions{})
+		},
+		"docker-archive file": func(s *Store) ([]Loaded, error) {
+			p := filepath.Join(t.TempDir(), "a.tar")
+			os.WriteFile(p, tu.DockerArchive(t, []*tu.TestImage{img}, [][]string{{"app:1"}}), 0o644)
+			return s.LoadPath(context.Background(), p, LoadOptions{})
 		},
 		"oci-dir": func(s *Store) ([]Loaded, error) {
 			dir := t.TempDir()
@@ -225,8 +236,8 @@ func TestBadInput(t *testing.T) {
 			f := files()
 			f["blobs/sha256/"+digest.FromBytes(img.Blobs[1]).Encoded()] = img.Blobs[0]
 			return layout(f, index(named(img.Desc)))
-		}(), errdefs.ErrDataLoss, "does not match its name"},
-		{"wrong size", withManifest(func(m *ocispec.Manifest, f map[string][]byte) { m.Layers[1].Size += 7 }), errdefs.ErrDataLoss, "bytes, expected"},
+		}(), errdefs.ErrDataLoss, "does not match its name|215 bytes in the archive, expected 166"},
+		{"wrong size", withManifest(func(m *ocispec.Manifest, f map[string][]byte) { m.Layers[1].Size += 7 }), errdefs.ErrDataLoss, "166 bytes, expected 173|166 bytes in the archive, expected 173"},
 		{"diff_id mismatch", func() []byte {
 			var cfg ocispec.Image
 			json.Unmarshal(img.Config, &cfg)
@@ -239,13 +250,13 @@ func TestBadInput(t *testing.T) {
 		}(), errdefs.ErrDataLoss, "diff_id"},
 		{"unknown layer media type", withManifest(func(m *ocispec.Manifest, f map[string][]byte) {
 			m.Layers[0].MediaType = "application/vnd.example.layer.v1+weird"
-		}), errdefs.ErrInvalidArgument, "application/vnd.example.layer.v1+weird"},
+		}), errdefs.ErrInvalidArgument, regexp.QuoteMeta("application/vnd.example.layer.v1+weird")},
 		{"unknown manifest media type", func() []byte {
 			f := files()
 			d := named(img.Desc)
 			d.MediaType = "application/vnd.example.manifest+json"
 			return layout(f, index(d))
-		}(), errdefs.ErrInvalidArgument, "application/vnd.example.manifest+json"},
+		}(), errdefs.ErrInvalidArgument, regexp.QuoteMeta("application/vnd.example.manifest+json")},
 		{"schema 1", func() []byte {
 			f := files()
 			s1 := []byte(`{"schemaVersion":1,"name":"x","tag":"1","fsLayers":[{"blobSum":"sha256:00"}]}`)
@@ -267,38 +278,49 @@ func TestBadInput(t *testing.T) {
 		}(), errdefs.ErrInvalidArgument, "whiteout"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			s := newTestStore(t)
-			ctx := context.Background()
-			load(t, s, tu.OCIArchive(t, []*tu.TestImage{good}, []string{"docker.io/library/good:1"}))
-			before := mounted(t, s, "good:1")
-			_, err := s.Load(ctx, bytes.NewReader(c.archive), LoadOptions{})
-			if err == nil {
-				t.Fatal("load succeeded")
-			}
-			if !errors.Is(err, c.kind) || !strings.Contains(err.Error(), c.says) {
-				t.Fatalf("load: %v\nwant a %v error saying %q", err, c.kind, c.says)
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Errorf("the error is not one line: %q", err)
-			}
-			imgs, _ := s.List(ctx)
-			if len(imgs) != 1 || imgs[0].ID != good.ID() {
-				t.Fatalf("images after a failed load: %+v", imgs)
-			}
-			sameTree(t, before, mounted(t, s, "good:1"))
-			if rep, err := s.Check(ctx, false); err != nil || len(rep.Problems) > 0 {
-				t.Fatalf("check after a failed load: %v %v", rep.Problems, err)
-			}
-			// What the failed load left is garbage, and only that goes.
-			if _, err := s.GC(ctx, GCOptions{Wait: true, Ingests: true}); err != nil {
-				t.Fatal(err)
-			}
-			if rep, _ := s.Check(ctx, false); rep.ReclaimableBlobs+rep.ReclaimableSnapshots+rep.StaleIngests != 0 {
-				t.Fatalf("garbage left after gc: %+v", rep)
-			}
-			sameTree(t, before, mounted(t, s, "good:1"))
-		})
+		for _, how := range []string{"stream", "file"} {
+			t.Run(c.name+"/"+how, func(t *testing.T) {
+				s := newTestStore(t)
+				ctx := context.Background()
+				load(t, s, tu.OCIArchive(t, []*tu.TestImage{good}, []string{"docker.io/library/good:1"}))
+				before := mounted(t, s, "good:1")
+				var err error
+				if how == "stream" {
+					_, err = s.Load(ctx, bytes.NewReader(c.archive), LoadOptions{})
+				} else {
+					p := filepath.Join(t.TempDir(), "archive.tar")
+					if werr := os.WriteFile(p, c.archive, 0o644); werr != nil {
+						t.Fatal(werr)
+					}
+					_, err = s.LoadPath(ctx, p, LoadOptions{})
+				}
+				if err == nil {
+					t.Fatal("load succeeded")
+				}
+				if !errors.Is(err, c.kind) || !regexp.MustCompile(c.says).MatchString(err.Error()) {
+					t.Fatalf("load: %v\nwant a %v error saying %q", err, c.kind, c.says)
+				}
+				if strings.Contains(err.Error(), "\n") {
+					t.Errorf("the error is not one line: %q", err)
+				}
+				imgs, _ := s.List(ctx)
+				if len(imgs) != 1 || imgs[0].ID != good.ID() {
+					t.Fatalf("images after a failed load: %+v", imgs)
+				}
+				sameTree(t, before, mounted(t, s, "good:1"))
+				if rep, err := s.Check(ctx, false); err != nil || len(rep.Problems) > 0 {
+					t.Fatalf("check after a failed load: %v %v", rep.Problems, err)
+				}
+				// What the failed load left is garbage, and only that goes.
+				if _, err := s.GC(ctx, GCOptions{Wait: true, Ingests: true}); err != nil {
+					t.Fatal(err)
+				}
+				if rep, _ := s.Check(ctx, false); rep.ReclaimableBlobs+rep.ReclaimableSnapshots+rep.StaleIngests != 0 {
+					t.Fatalf("garbage left after gc: %+v", rep)
+				}
+				sameTree(t, before, mounted(t, s, "good:1"))
+			})
+		}
 	}
 }
 
@@ -349,5 +371,81 @@ func TestConcurrentLoads(t *testing.T) {
 	}
 	for i := 1; i < len(imgs); i += 2 {
 		sameTree(t, flatten(t, imgs[i]), mounted(t, s, "c:"+string(rune('a'+i))))
+	}
+}
+
+func TestZstdAndUncompressedLayers(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	img := tu.BuildImage(t, tu.ImageOptions{Uncompressed: true}, baseLayer, appLayer)
+	// Recompress the second layer with zstd and fix the manifest.
+	var m ocispec.Manifest
+	json.Unmarshal(img.Manifest, &m)
+	var zbuf bytes.Buffer
+	zw, _ := archive.CompressStream(&zbuf, archive.Zstd)
+	zw.Write(img.Layers[1])
+	zw.Close()
+	img.Blobs[1] = zbuf.Bytes()
+	m.Layers[1] = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerZstd, Digest: digest.FromBytes(zbuf.Bytes()), Size: int64(zbuf.Len())}
+	img.Manifest, _ = json.Marshal(m)
+	img.Desc = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(img.Manifest), Size: int64(len(img.Manifest))}
+	load(t, s, tu.OCIArchive(t, []*tu.TestImage{img}, []string{"docker.io/library/z:1"}))
+	sameTree(t, flatten(t, img), mounted(t, s, "z:1"))
+	// Saved as a docker-archive, the zstd layer goes out uncompressed.
+	var out bytes.Buffer
+	if err := s.Save(ctx, &out, []string{"z:1"}, DockerArchive); err != nil {
+		t.Fatal(err)
+	}
+	dst := newTestStore(t)
+	load(t, dst, out.Bytes())
+	sameTree(t, flatten(t, img), mounted(t, dst, "z:1"))
+}
+
+func TestPlatformChoice(t *testing.T) {
+	amd := tu.BuildImage(t, tu.ImageOptions{Arch: "amd64"}, baseLayer)
+	arm := tu.BuildImage(t, tu.ImageOptions{Arch: "arm64"}, baseLayer, appLayer)
+	files := map[string][]byte{}
+	for k, v := range amd.Files() {
+		files[k] = v
+	}
+	for k, v := range arm.Files() {
+		files[k] = v
+	}
+	da, dr := amd.Desc, arm.Desc
+	da.Platform = &ocispec.Platform{OS: "linux", Architecture: "amd64"}
+	dr.Platform = &ocispec.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}
+	list, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{da, dr}})
+	files["blobs/sha256/"+digest.FromBytes(list).Encoded()] = list
+	top := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(list), Size: int64(len(list)),
+		Annotations: map[string]string{"io.containerd.image.name": "docker.io/library/multi:1"}}
+	idx, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{top}})
+	files["index.json"] = idx
+	files["oci-layout"] = []byte(`{"imageLayoutVersion":"1.0.0"}`)
+	archiveBytes := tu.TarFiles(t, files, nil)
+	ctx := context.Background()
+	for _, c := range []struct {
+		platform string
+		want     digest.Digest
+	}{{"linux/amd64", amd.ID()}, {"linux/arm64", arm.ID()}, {"linux/arm64/v8", arm.ID()}} {
+		s := newTestStore(t)
+		p, err := ParsePlatform(c.platform)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.Load(ctx, bytes.NewReader(archiveBytes), LoadOptions{Platform: p})
+		if err != nil || len(l) != 1 || l[0].ID != c.want {
+			t.Fatalf("--platform %s: %+v %v", c.platform, l, err)
+		}
+		img, _ := s.Get(ctx, "multi:1")
+		if img.Index == nil || img.Index.Digest != top.Digest {
+			t.Fatalf("--platform %s: the index is not kept with the image: %+v", c.platform, img.Index)
+		}
+		// The index, with every platform's descriptor, stays in the store.
+		if _, err := s.content.Info(ctx, top.Digest); err != nil {
+			t.Fatalf("index blob: %v", err)
+		}
+	}
+	if _, err := ParsePlatform("linux"); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("bad platform: %v", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -113,7 +112,21 @@ func (s *Store) LoadPath(ctx context.Context, p string, o LoadOptions) ([]Loaded
 			return nil, fmt.Errorf("load: %w", err)
 		}
 		defer f.Close()
-		return s.Load(ctx, f, o)
+		head := make([]byte, 8)
+		n, _ := f.ReadAt(head, 0)
+		if !fi.Mode().IsRegular() || archive.DetectCompression(head[:n]) != archive.Uncompressed {
+			return s.Load(ctx, f, o) // a compressed archive is read as a stream
+		}
+		release, err := s.writing(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		imgs, err := s.loadFile(ctx, f, o)
+		if err != nil {
+			return nil, fmt.Errorf("load: %w", err)
+		}
+		return imgs, nil
 	}
 	release, err := s.writing(ctx)
 	if err != nil {
@@ -324,34 +337,38 @@ func (s *Store) imagesOfDockerArchive(ctx context.Context, idx *archiveIndex, b 
 	return s.store(ctx, pending, o)
 }
 
-// blobSource reads blobs that are not in the store yet (an OCI layout
-// directory).
-type blobSource interface {
-	open(desc ocispec.Descriptor) (io.ReadCloser, error)
-}
-
+// layoutDir is an OCI layout directory as a source of blobs.
 type layoutDir string
 
-func (l layoutDir) open(desc ocispec.Descriptor) (io.ReadCloser, error) {
-	if err := desc.Digest.Validate(); err != nil {
-		return nil, fmt.Errorf("blob %q: %w: %w", desc.Digest, errdefs.ErrInvalidArgument, err)
+func (l layoutDir) blob(d digest.Digest) (int64, func() (io.ReadCloser, error), bool) {
+	if d.Validate() != nil {
+		return 0, nil, false
 	}
-	f, err := os.Open(filepath.Join(string(l), "blobs", desc.Digest.Algorithm().String(), desc.Digest.Encoded()))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("blob %s is not in the layout: %w", desc.Digest, errdefs.ErrNotFound)
+	p := filepath.Join(string(l), "blobs", d.Algorithm().String(), d.Encoded())
+	fi, err := os.Stat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, nil, false
 	}
-	return f, err
+	return fi.Size(), func() (io.ReadCloser, error) { return os.Open(p) }, true
 }
 
-func (s *Store) imagesOfLayout(ctx context.Context, idx *archiveIndex, o LoadOptions, src blobSource) ([]Loaded, error) {
+// checkLayout checks an OCI layout's version file, where there is one.
+func checkLayout(idx *archiveIndex) error {
 	if ol, ok := idx.meta[ocispec.ImageLayoutFile]; ok {
 		var layout ocispec.ImageLayout
 		if err := json.Unmarshal(ol, &layout); err != nil {
-			return nil, fmt.Errorf("oci-layout: %w: %w", errdefs.ErrInvalidArgument, err)
+			return fmt.Errorf("oci-layout: %w: %w", errdefs.ErrInvalidArgument, err)
 		}
 		if layout.Version != ocispec.ImageLayoutVersion {
-			return nil, fmt.Errorf("oci-layout version %q is not %s: %w", layout.Version, ocispec.ImageLayoutVersion, errdefs.ErrNotImplemented)
+			return fmt.Errorf("oci-layout version %q is not %s: %w", layout.Version, ocispec.ImageLayoutVersion, errdefs.ErrNotImplemented)
 		}
+	}
+	return nil
+}
+
+func (s *Store) imagesOfLayout(ctx context.Context, idx *archiveIndex, o LoadOptions, src layerSource) ([]Loaded, error) {
+	if err := checkLayout(idx); err != nil {
+		return nil, err
 	}
 	var index ocispec.Index
 	if err := json.Unmarshal(idx.meta["index.json"], &index); err != nil {
@@ -366,7 +383,7 @@ func (s *Store) imagesOfLayout(ctx context.Context, idx *archiveIndex, o LoadOpt
 			return nil, err
 		}
 		if src != nil {
-			if err := s.fetchGraph(ctx, src, m, platformOr(o.Platform)); err != nil {
+			if err := s.fetchDocuments(ctx, src, m, platformOr(o.Platform)); err != nil {
 				return nil, err
 			}
 		}
@@ -376,7 +393,7 @@ func (s *Store) imagesOfLayout(ctx context.Context, idx *archiveIndex, o LoadOpt
 		}
 		pending = append(pending, pendingImage{desc: m, names: names})
 	}
-	return s.store(ctx, pending, o)
+	return s.storeFrom(ctx, pending, o, src)
 }
 
 // layoutName is the image name an OCI layout gives an entry: containerd's
@@ -402,54 +419,6 @@ func platformOr(p ocispec.Platform) ocispec.Platform {
 	return p
 }
 
-// fetchGraph copies desc and what it refers to (for an index, the chosen
-// platform's image only) from src into the store, each verified.
-func (s *Store) fetchGraph(ctx context.Context, src blobSource, desc ocispec.Descriptor, platform ocispec.Platform) error {
-	if err := s.fetchBlob(ctx, src, desc); err != nil {
-		return err
-	}
-	mt, b, err := readDocument(ctx, s.content, desc)
-	if err != nil {
-		return err
-	}
-	if isIndex(mt) {
-		idx, err := parseIndex(desc.Digest, b)
-		if err != nil {
-			return err
-		}
-		m, err := choosePlatform(idx, desc.Digest, platform)
-		if err != nil {
-			return err
-		}
-		return s.fetchGraph(ctx, src, m, platform)
-	}
-	m, err := parseManifest(desc.Digest, b)
-	if err != nil {
-		return err
-	}
-	for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
-		if err := s.fetchBlob(ctx, src, d); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *Store) fetchBlob(ctx context.Context, src blobSource, desc ocispec.Descriptor) error {
-	if _, err := s.content.Info(ctx, desc.Digest); err == nil {
-		return nil
-	}
-	rc, err := src.open(desc)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	if _, err := content.WriteBlob(ctx, s.content, "load-"+desc.Digest.String(), rc, desc); err != nil {
-		return fmt.Errorf("blob %s: %w", desc.Digest, err)
-	}
-	return nil
-}
-
 // blobCompression sniffs a stored blob's compression.
 func (s *Store) blobCompression(ctx context.Context, desc ocispec.Descriptor) (archive.Compression, error) {
 	ra, err := s.content.ReaderAt(ctx, desc)
@@ -470,6 +439,11 @@ type pendingImage struct {
 // store resolves, unpacks and records images, all of them or none: the
 // records are written once, after every image is complete.
 func (s *Store) store(ctx context.Context, pending []pendingImage, o LoadOptions) ([]Loaded, error) {
+	return s.storeFrom(ctx, pending, o, nil)
+}
+
+// storeFrom is store with layers that may still be in an archive.
+func (s *Store) storeFrom(ctx context.Context, pending []pendingImage, o LoadOptions, src layerSource) ([]Loaded, error) {
 	platform := platformOr(o.Platform)
 	var imgs []Image
 	byID := map[digest.Digest]int{}
@@ -478,7 +452,10 @@ func (s *Store) store(ctx context.Context, pending []pendingImage, o LoadOptions
 		if err != nil {
 			return nil, err
 		}
-		if err := s.unpack(ctx, res); err != nil {
+		if err := s.unpack(ctx, res, src); err != nil {
+			return nil, fmt.Errorf("image %s: %w", shortID(res.m.Config.Digest), err)
+		}
+		if err := s.keepBlobs(ctx, res, src); err != nil {
 			return nil, fmt.Errorf("image %s: %w", shortID(res.m.Config.Digest), err)
 		}
 		img := s.recordOf(ctx, res)
@@ -507,6 +484,34 @@ func (s *Store) store(ctx context.Context, pending []pendingImage, o LoadOptions
 		out[i] = Loaded{ID: img.ID, Names: img.Names}
 	}
 	return out, nil
+}
+
+// keepBlobs stores the layer blobs an unpack did not read because the
+// layers were unpacked already (the same image came in before with other
+// compressed blobs): the record must name only blobs that are there.
+func (s *Store) keepBlobs(ctx context.Context, res *resolved, src layerSource) error {
+	for i, l := range res.m.Layers {
+		if _, err := s.content.Info(ctx, l.Digest); err == nil {
+			continue
+		}
+		if src == nil {
+			return fmt.Errorf("layer %d: blob %s: %w", i+1, l.Digest, errdefs.ErrNotFound)
+		}
+		_, open, ok := src.blob(l.Digest)
+		if !ok {
+			return fmt.Errorf("layer %d: blob %s is not in the archive: %w", i+1, l.Digest, errdefs.ErrNotFound)
+		}
+		rc, err := open()
+		if err != nil {
+			return err
+		}
+		_, err = content.WriteBlob(ctx, s.content, "load-"+l.Digest.String(), rc, l)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("layer %d: %w", i+1, err)
+		}
+	}
+	return nil
 }
 
 // recordOf builds the record of a resolved, unpacked image.

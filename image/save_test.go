@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -140,6 +141,42 @@ func TestImportBadInput(t *testing.T) {
 			}
 			if imgs, _ := s.List(ctx); len(imgs) != 0 {
 				t.Fatalf("a failed import left images: %+v", imgs)
+			}
+		})
+	}
+}
+
+// TestSameImageTwoWays loads one image as a docker-archive (uncompressed
+// blobs) and then as an OCI archive (gzip blobs): the layers are unpacked
+// once, and the record names only blobs the store has.
+func TestSameImageTwoWays(t *testing.T) {
+	img := tu.BuildImage(t, tu.ImageOptions{}, baseLayer, appLayer)
+	for _, how := range []string{"stream", "file"} {
+		t.Run(how, func(t *testing.T) {
+			s := newTestStore(t)
+			ctx := context.Background()
+			for _, a := range [][]byte{
+				tu.DockerArchive(t, []*tu.TestImage{img}, [][]string{{"x:1"}}),
+				tu.OCIArchive(t, []*tu.TestImage{img}, []string{"docker.io/library/x:1"}),
+			} {
+				var err error
+				if how == "stream" {
+					_, err = s.Load(ctx, bytes.NewReader(a), LoadOptions{})
+				} else {
+					p := filepath.Join(t.TempDir(), "a.tar")
+					os.WriteFile(p, a, 0o644)
+					_, err = s.LoadPath(ctx, p, LoadOptions{})
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep, err := s.Check(ctx, false); err != nil || len(rep.Problems) > 0 {
+					t.Fatalf("check: %v %v", rep.Problems, err)
+				}
+			}
+			var out bytes.Buffer
+			if err := s.Save(ctx, &out, []string{"x:1"}, OCIArchive); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

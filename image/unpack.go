@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/berthproject/berth/archive"
-	"github.com/berthproject/berth/content"
 	"github.com/berthproject/berth/errdefs"
 	"github.com/berthproject/berth/snapshot"
 	digest "github.com/opencontainers/go-digest"
@@ -54,7 +55,7 @@ func (e *LayerError) Unwrap() error { return e.Err }
 // unpack makes every layer of res a committed snapshot named by its chain
 // ID, unpacking only those not already there (layers are shared between
 // images). Each layer is checked against its diff_id before it counts.
-func (s *Store) unpack(ctx context.Context, res *resolved) error {
+func (s *Store) unpack(ctx context.Context, res *resolved, src layerSource) error {
 	n := len(res.chain)
 	start := 0
 	for i := n - 1; i >= 0; i-- {
@@ -67,9 +68,9 @@ func (s *Store) unpack(ctx context.Context, res *resolved) error {
 		return nil
 	}
 	if rb, ok := s.snaps.(snapshot.Rebaser); ok {
-		return s.unpackParallel(ctx, res, start, rb)
+		return s.unpackParallel(ctx, res, start, rb, src)
 	}
-	return s.unpackSequential(ctx, res, start)
+	return s.unpackSequential(ctx, res, start, src)
 }
 
 type extraction struct {
@@ -85,7 +86,7 @@ type extraction struct {
 // snapshot (overlay layers hold only their own changes, so none needs the
 // one below to be done, except to look up the rare entry a layer implies
 // from below, for which it waits), then stacks them in order.
-func (s *Store) unpackParallel(ctx context.Context, res *resolved, start int, rb snapshot.Rebaser) error {
+func (s *Store) unpackParallel(ctx context.Context, res *resolved, start int, rb snapshot.Rebaser, src layerSource) error {
 	n := len(res.chain)
 	run := randomHex(6)
 	var below []string
@@ -158,8 +159,10 @@ func (s *Store) unpackParallel(ctx context.Context, res *resolved, start int, rb
 					lower.Dirs = append(lower.Dirs, below...)
 					return nil
 				}
-				j.result, j.diffSize, j.err = s.applyLayer(ctx, res.m.Layers[i], res.config.RootFS.DiffIDs[i], j.dir,
+				began := time.Now()
+				j.result, j.diffSize, j.err = s.applyLayer(ctx, src, res.m.Layers[i], res.config.RootFS.DiffIDs[i], j.dir,
 					archive.Options{Whiteouts: archive.WhiteoutOverlay, Lower: lower, IgnoreOwner: ignoreOwner})
+				slog.Debug("unpacked layer", "index", i+1, "digest", res.m.Layers[i].Digest, "bytes", j.diffSize, "took", time.Since(began), "err", j.err)
 				if j.err != nil {
 					cancel()
 				}
@@ -218,7 +221,7 @@ func (s *Store) unpackParallel(ctx context.Context, res *resolved, start int, rb
 	return nil
 }
 
-func (s *Store) unpackSequential(ctx context.Context, res *resolved, start int) error {
+func (s *Store) unpackSequential(ctx context.Context, res *resolved, start int, src layerSource) error {
 	ignoreOwner := os.Geteuid() != 0
 	run := randomHex(6)
 	for i := start; i < len(res.chain); i++ {
@@ -232,7 +235,7 @@ func (s *Store) unpackSequential(ctx context.Context, res *resolved, start int) 
 			return &LayerError{Index: i, Digest: res.m.Layers[i].Digest, Err: err}
 		}
 		var size int64
-		_, size, err = s.applyLayer(ctx, res.m.Layers[i], res.config.RootFS.DiffIDs[i], mounts[0].Source,
+		_, size, err = s.applyLayer(ctx, src, res.m.Layers[i], res.config.RootFS.DiffIDs[i], mounts[0].Source,
 			archive.Options{Whiteouts: archive.WhiteoutDelete, IgnoreOwner: ignoreOwner})
 		if err == nil {
 			err = s.snaps.Commit(ctx, res.chain[i].String(), key, diffSizeLabel(size))
@@ -250,15 +253,15 @@ func (s *Store) unpackSequential(ctx context.Context, res *resolved, start int) 
 	return nil
 }
 
-// applyLayer streams one layer blob from the content store through the
-// digest check, the decompressor and the diff_id check into dir, in one
-// pass.
-func (s *Store) applyLayer(ctx context.Context, desc ocispec.Descriptor, diffID digest.Digest, dir string, opts archive.Options) (archive.Result, int64, error) {
-	rc, err := content.Open(ctx, s.content, desc)
+// applyLayer streams one layer blob (from the store, or from an archive
+// into the store) through the digest check, the decompressor and the
+// diff_id check into dir, in one pass.
+func (s *Store) applyLayer(ctx context.Context, src layerSource, desc ocispec.Descriptor, diffID digest.Digest, dir string, opts archive.Options) (archive.Result, int64, error) {
+	rc, finish, done, err := s.openLayer(ctx, desc, src)
 	if err != nil {
 		return archive.Result{}, 0, err
 	}
-	defer rc.Close()
+	defer done()
 	dr, _, err := archive.DecompressStream(rc)
 	if err != nil {
 		return archive.Result{}, 0, err
@@ -271,7 +274,10 @@ func (s *Store) applyLayer(ctx context.Context, desc ocispec.Descriptor, diffID 
 	if !diffID.Algorithm().Available() {
 		return archive.Result{}, 0, fmt.Errorf("diff_id %s: unsupported algorithm: %w", diffID, errdefs.ErrInvalidArgument)
 	}
-	h := &countingHash{Hash: diffID.Algorithm().Hash()}
+	// An uncompressed layer's diff_id is its blob digest, which the
+	// blob's own check already computes: hash it once.
+	sameAsBlob := desc.Digest == diffID
+	h := &countingHash{Hash: diffID.Algorithm().Hash(), countOnly: sameAsBlob}
 	tee := io.TeeReader(archive.Bounded(dr, limit), h)
 	result, err := archive.Apply(ctx, dir, tee, opts)
 	if err != nil {
@@ -285,19 +291,28 @@ func (s *Store) applyLayer(ctx context.Context, desc ocispec.Descriptor, diffID 
 	if _, err := io.Copy(io.Discard, rc); err != nil {
 		return result, 0, err
 	}
-	if got := digest.NewDigest(diffID.Algorithm(), h); got != diffID {
-		return result, 0, fmt.Errorf("uncompressed content has digest %s but the config's diff_id is %s: %w", got, diffID, errdefs.ErrDataLoss)
+	if err := finish(); err != nil {
+		return result, 0, err
+	}
+	if !sameAsBlob {
+		if got := digest.NewDigest(diffID.Algorithm(), h); got != diffID {
+			return result, 0, fmt.Errorf("uncompressed content has digest %s but the config's diff_id is %s: %w", got, diffID, errdefs.ErrDataLoss)
+		}
 	}
 	return result, h.n, nil
 }
 
 type countingHash struct {
 	hash.Hash
-	n int64
+	n         int64
+	countOnly bool
 }
 
 func (c *countingHash) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
+	if c.countOnly {
+		return len(p), nil
+	}
 	return c.Hash.Write(p)
 }
 

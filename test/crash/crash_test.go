@@ -83,7 +83,7 @@ func TestKilledLoadsLeaveAConsistentStore(t *testing.T) {
 	victim := filepath.Join(dir, "victim.tar")
 	must(t, os.WriteFile(victim, tu.OCIArchive(t, []*tu.TestImage{next}, []string{"docker.io/library/victim:1"}), 0o644))
 	// The docker-archive path (uncompressed layers, manifest written by
-	// berth) gets killed too, every other run.
+	// berth) gets killed too.
 	victimDocker := filepath.Join(dir, "victim-docker.tar")
 	must(t, os.WriteFile(victimDocker, tu.DockerArchive(t, []*tu.TestImage{next}, [][]string{{"victim:1"}}), 0o644))
 	want := flatten(t, next)
@@ -99,12 +99,23 @@ func TestKilledLoadsLeaveAConsistentStore(t *testing.T) {
 	const runs = 20
 	completed := 0
 	for i := 0; i < runs; i++ {
-		src := victim
-		if i%2 == 1 {
-			src = victimDocker
-		}
+		// Three ways in: an OCI archive file (layers unpacked from their
+		// place in the file), a docker-archive file, and a stream on stdin
+		// (everything ingested first).
 		delay := full * time.Duration(i+1) / runs
-		cmd := exec.Command(s.berth, s.args("load", "-i", src)...)
+		var cmd *exec.Cmd
+		switch i % 3 {
+		case 0:
+			cmd = exec.Command(s.berth, s.args("load", "-i", victim)...)
+		case 1:
+			cmd = exec.Command(s.berth, s.args("load", "-i", victimDocker)...)
+		default:
+			cmd = exec.Command(s.berth, s.args("load")...)
+			f, err := os.Open(victim)
+			must(t, err)
+			defer f.Close()
+			cmd.Stdin = f
+		}
 		must(t, cmd.Start())
 		time.Sleep(delay)
 		cmd.Process.Signal(syscall.SIGKILL)
