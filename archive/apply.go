@@ -167,6 +167,15 @@ func (a *applier) dropCache() {
 	a.cacheStale = false
 }
 
+// openDir returns an O_PATH handle on the directory rel inside the root
+// ("." is the root itself), symlinks resolved inside the root.
+func (a *applier) openDir(rel string) (*os.File, error) {
+	if rel == "." || rel == "" {
+		return pathrs.Reopen(a.root, unix.O_PATH|unix.O_DIRECTORY)
+	}
+	return pathrs.OpenatInRoot(a.root, rel)
+}
+
 // cleanName maps an entry name to a path relative to the root: every ".."
 // and leading "/" is resolved lexically against the root first, so names
 // can only ever address something inside it.
@@ -260,7 +269,7 @@ func (a *applier) parent(rel string) (*os.File, error) {
 	var f *os.File
 	var err error
 	if rel == "." {
-		f, err = pathrs.Reopen(a.root, unix.O_PATH|unix.O_DIRECTORY)
+		f, err = a.openDir(rel)
 	} else {
 		f, err = pathrs.OpenatInRoot(a.root, rel)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -430,13 +439,7 @@ func (a *applier) finishDirs() error {
 		if !ok {
 			continue
 		}
-		var d *os.File
-		var err error
-		if rel == "." {
-			d, err = pathrs.Reopen(a.root, unix.O_PATH|unix.O_DIRECTORY)
-		} else {
-			d, err = pathrs.OpenatInRoot(a.root, rel)
-		}
+		d, err := a.openDir(rel)
 		if err != nil {
 			return fmt.Errorf("directory %q: %w", rel, err)
 		}
@@ -450,13 +453,7 @@ func (a *applier) finishDirs() error {
 		if _, ok := a.dirMeta[rel]; ok {
 			continue
 		}
-		var d *os.File
-		var err error
-		if rel == "." {
-			d, err = pathrs.Reopen(a.root, unix.O_PATH|unix.O_DIRECTORY)
-		} else {
-			d, err = pathrs.OpenatInRoot(a.root, rel)
-		}
+		d, err := a.openDir(rel)
 		if err != nil {
 			continue // removed by a later entry
 		}
@@ -614,16 +611,10 @@ func (a *applier) hardlink(pfd int, base, rel string, hdr *tar.Header) error {
 func (a *applier) linkTarget(target string) (*os.File, error) {
 	tbase, tparent := path.Base(target), path.Dir(target)
 	open := func() (*os.File, error) {
-		var dir *os.File
-		var err error
-		if tparent == "." {
-			dir, err = pathrs.Reopen(a.root, unix.O_PATH|unix.O_DIRECTORY)
-		} else {
-			dir, err = pathrs.OpenatInRoot(a.root, tparent)
-			if errors.Is(err, fs.ErrNotExist) {
-				if lex, lerr := a.lexical(tparent); lerr == nil {
-					dir, err = pathrs.OpenatInRoot(a.root, lex)
-				}
+		dir, err := a.openDir(tparent)
+		if errors.Is(err, fs.ErrNotExist) && tparent != "." {
+			if lex, lerr := a.lexical(tparent); lerr == nil {
+				dir, err = pathrs.OpenatInRoot(a.root, lex)
 			}
 		}
 		if err != nil {
@@ -702,13 +693,7 @@ func (a *applier) whiteout(parentRel, name string) error {
 		}
 		return nil
 	}
-	var parent *os.File
-	var err error
-	if parentRel == "." {
-		parent, err = pathrs.Reopen(a.root, unix.O_PATH|unix.O_DIRECTORY)
-	} else {
-		parent, err = pathrs.OpenatInRoot(a.root, parentRel)
-	}
+	parent, err := a.openDir(parentRel)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
 		return nil // nothing below to hide
 	}
@@ -734,7 +719,7 @@ func (a *applier) opaque(dirRel string) error {
 		if a.opts.Whiteouts == WhiteoutOverlay {
 			return fmt.Errorf("opaque marker for the root directory: %w", ErrInvalidArchive)
 		}
-		dir, err = pathrs.Reopen(a.root, unix.O_PATH|unix.O_DIRECTORY)
+		dir, err = a.openDir(".")
 	} else {
 		var parent *os.File
 		parent, err = a.parent(dirRel)

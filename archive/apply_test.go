@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -152,21 +153,10 @@ func TestWhiteoutDelete(t *testing.T) {
 	for k := range tree {
 		names = append(names, k)
 	}
-	got := strings.Join(sortStrings(names), " ")
+	got := strings.Join(sorted(names), " ")
 	if want := "keep keep/a opq opq/new-after opq/new-before"; got != want {
 		t.Fatalf("after whiteouts: %s, want %s", got, want)
 	}
-}
-
-func sortStrings(s []string) []string {
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
-	return s
 }
 
 func TestWhiteoutOverlayFormat(t *testing.T) {
@@ -307,4 +297,9 @@ func TestBoundedStopsABomb(t *testing.T) {
 	if out.Len() > 8<<20+1 {
 		t.Fatalf("read %d bytes past the bound", out.Len())
 	}
+}
+
+func sorted(s []string) []string {
+	sort.Strings(s)
+	return s
 }

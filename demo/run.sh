@@ -84,4 +84,83 @@ PY
 sleep 0.2
 "$RT" --root "$state" state demo-bg | grep '"status"'
 "$RT" --root "$state" delete demo-bg
-say "done: no container, cgroup or mount left behind"
+say "the runtime part is done: no container, cgroup or mount left behind"
+
+# ---- images: the local store ------------------------------------------
+B="$BIN/berth --root $work/store --runroot $work/run"
+cleanup_images() { $B image unmount --all >/dev/null 2>&1 || true; }
+trap 'cleanup_images; cleanup' EXIT
+cd "$work"
+
+say "an image from a root file system tarball (berth import, with --change)"
+tar -C "$work/bundle/rootfs" -cf rootfs.tar .
+$B import -c 'CMD ["/bin/sh"]' -c 'ENV APP=demo' -m "busybox, from the demo" rootfs.tar demo/busybox:1
+$B images
+
+say "an application image on top of it: the base layer is stored once"
+mkdir -p app/srv && echo "hello from the app layer" > app/srv/hello
+tar -C app -cf app.tar .
+$B save -o base.tar demo/busybox:1
+# A two-layer image: the base's layer plus the app's, as docker save writes it.
+python3 - "$work" <<'PY'
+import hashlib, io, json, sys, tarfile, time
+work = sys.argv[1]
+base = tarfile.open(work + "/base.tar")
+manifest = json.load(base.extractfile("manifest.json"))[0]
+config = json.load(base.extractfile(manifest["Config"]))
+base_layer = base.extractfile(manifest["Layers"][0]).read()
+app_layer = open(work + "/app.tar", "rb").read()
+d = lambda b: "sha256:" + hashlib.sha256(b).hexdigest()
+config["rootfs"]["diff_ids"].append(d(app_layer))
+config["history"].append({"created": config["created"], "created_by": "ADD app.tar /"})
+config["config"]["Cmd"] = ["cat", "/srv/hello"]
+cfg = json.dumps(config).encode()
+out = tarfile.open(work + "/app-image.tar", "w")
+def add(name, data):
+    ti = tarfile.TarInfo(name); ti.size = len(data); ti.mtime = int(time.time()); out.addfile(ti, io.BytesIO(data))
+add("base.tar", base_layer); add("app.tar", app_layer); add("config.json", cfg)
+add("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["demo/app:1"], "Layers": ["base.tar", "app.tar"]}]).encode())
+out.close()
+PY
+$B load -i app-image.tar
+$B images
+$B history demo/app:1
+$B system df -v
+
+say "mounted read-only, as podman image mount does"
+mnt=$($B image mount demo/app:1)
+echo "$mnt:"; ls "$mnt"; cat "$mnt/srv/hello"
+$B image unmount demo/app:1 >/dev/null
+
+say "save both as an OCI archive, load them into a second store: same IDs"
+$B save --format oci-archive -o both.tar demo/busybox:1 demo/app:1
+B2="$BIN/berth --root $work/store2 --runroot $work/run2"
+$B2 load -i both.tar
+diff <($B images -q --no-trunc | sort) <($B2 images -q --no-trunc | sort) && echo "the same image IDs in both stores"
+
+say "a hostile layer cannot write outside the image"
+python3 - "$work" <<'PY'
+import io, json, hashlib, sys, tarfile
+work = sys.argv[1]
+layer = io.BytesIO(); t = tarfile.open(fileobj=layer, mode="w")
+for name, kind, target in [("escape", tarfile.SYMTYPE, "/tmp"), ("escape/berth-demo-pwned", tarfile.REGTYPE, None), ("../../../tmp/berth-demo-pwned2", tarfile.REGTYPE, None)]:
+    ti = tarfile.TarInfo(name); ti.type = kind
+    if target: ti.linkname = target
+    t.addfile(ti, io.BytesIO(b""))
+t.close(); lb = layer.getvalue()
+cfg = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(lb).hexdigest()]}}).encode()
+out = tarfile.open(work + "/hostile.tar", "w")
+for name, data in [("layer.tar", lb), ("config.json", cfg), ("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["demo/hostile:1"], "Layers": ["layer.tar"]}]).encode())]:
+    ti = tarfile.TarInfo(name); ti.size = len(data); out.addfile(ti, io.BytesIO(data))
+out.close()
+PY
+$B load -i hostile.tar
+mnt=$($B image mount demo/hostile:1)
+ls -la "$mnt" "$mnt/tmp" 2>/dev/null | sed 's/^/  /'
+$B image unmount demo/hostile:1 >/dev/null
+if [ -e /tmp/berth-demo-pwned ] || [ -e /tmp/berth-demo-pwned2 ]; then echo "ESCAPED" >&2; exit 1; fi
+echo "nothing reached the host's /tmp: both files landed inside the image"
+
+say "system check: every blob re-hashed, every layer chain walked"
+$B system check
+say "done"

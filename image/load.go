@@ -171,54 +171,65 @@ func readLimited(p string) ([]byte, error) {
 // (docker save puts manifest.json last), so everything is taken in first.
 func (s *Store) ingestArchive(ctx context.Context, r io.Reader) (*archiveIndex, error) {
 	idx := &archiveIndex{meta: map[string][]byte{}, files: map[string]ocispec.Descriptor{}, links: map[string]string{}}
-	tr := tar.NewReader(r)
-	entries := 0
+	err := walkArchive(ctx, tar.NewReader(r), idx.links, func(name string, hdr *tar.Header, r io.Reader) error {
+		switch name {
+		case "manifest.json", "index.json", ocispec.ImageLayoutFile, "repositories":
+			if hdr.Size > maxArchiveMetadata {
+				return fmt.Errorf("%s in the archive is %d bytes, more than the %d allowed: %w", name, hdr.Size, maxArchiveMetadata, errdefs.ErrInvalidArgument)
+			}
+			b, err := io.ReadAll(r)
+			if err != nil {
+				return fmt.Errorf("the archive is truncated: %s: %w: %w", name, errdefs.ErrInvalidArgument, err)
+			}
+			idx.meta[name] = b
+			return nil
+		}
+		desc, err := s.ingestFile(ctx, name, hdr.Size, r)
+		if err != nil {
+			return err
+		}
+		idx.files[name] = desc
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return idx, nil
+}
+
+// walkArchive reads an archive's members in order: links are recorded by
+// name (resolved when a manifest names them), regular files handed to
+// file, anything else skipped. An archive with no file is refused.
+func walkArchive(ctx context.Context, tr *tar.Reader, links map[string]string, file func(name string, hdr *tar.Header, r io.Reader) error) error {
+	files := 0
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("the archive is truncated or not a tar archive: %w: %w", errdefs.ErrInvalidArgument, err)
+			return fmt.Errorf("the archive is truncated or not a tar archive: %w: %w", errdefs.ErrInvalidArgument, err)
 		}
-		entries++
 		name := cleanArchivePath(hdr.Name)
 		switch hdr.Typeflag {
 		case tar.TypeSymlink:
-			idx.links[name] = cleanArchivePath(path.Join(path.Dir(name), hdr.Linkname))
-			continue
+			links[name] = cleanArchivePath(path.Join(path.Dir(name), hdr.Linkname))
 		case tar.TypeLink:
-			idx.links[name] = cleanArchivePath(hdr.Linkname)
-			continue
+			links[name] = cleanArchivePath(hdr.Linkname)
 		case tar.TypeReg, tar.TypeRegA:
-		default:
-			continue
-		}
-		switch name {
-		case "manifest.json", "index.json", ocispec.ImageLayoutFile, "repositories":
-			if hdr.Size > maxArchiveMetadata {
-				return nil, fmt.Errorf("%s in the archive is %d bytes, more than the %d allowed: %w", name, hdr.Size, maxArchiveMetadata, errdefs.ErrInvalidArgument)
+			files++
+			if err := file(name, hdr, tr); err != nil {
+				return err
 			}
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				return nil, fmt.Errorf("the archive is truncated: %s: %w: %w", name, errdefs.ErrInvalidArgument, err)
-			}
-			idx.meta[name] = b
-			continue
 		}
-		desc, err := s.ingestFile(ctx, name, hdr.Size, tr)
-		if err != nil {
-			return nil, err
-		}
-		idx.files[name] = desc
 	}
-	if entries == 0 {
-		return nil, fmt.Errorf("the archive is empty: %w", errdefs.ErrInvalidArgument)
+	if files == 0 {
+		return fmt.Errorf("the archive is empty: %w", errdefs.ErrInvalidArgument)
 	}
-	return idx, nil
+	return nil
 }
 
 // ingestFile stores one archive member. A member named like a blob

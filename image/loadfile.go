@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"strings"
 
 	"github.com/berthproject/berth/archive"
@@ -60,34 +59,16 @@ func (p *positionReader) Seek(off int64, whence int) (int64, error) {
 
 func indexTar(ctx context.Context, f *os.File) (*tarIndex, error) {
 	pr := &positionReader{f: f}
-	tr := tar.NewReader(pr)
 	idx := &tarIndex{f: f, files: map[string]section{}, links: map[string]string{}}
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	err := walkArchive(ctx, tar.NewReader(pr), idx.links, func(name string, hdr *tar.Header, _ io.Reader) error {
+		if hdr.PAXRecords["GNU.sparse.major"] != "" {
+			return fmt.Errorf("archive member %s is a sparse file: %w", name, errdefs.ErrInvalidArgument)
 		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("the archive is truncated or not a tar archive: %w: %w", errdefs.ErrInvalidArgument, err)
-		}
-		name := cleanArchivePath(hdr.Name)
-		switch hdr.Typeflag {
-		case tar.TypeSymlink:
-			idx.links[name] = cleanArchivePath(path.Join(path.Dir(name), hdr.Linkname))
-		case tar.TypeLink:
-			idx.links[name] = cleanArchivePath(hdr.Linkname)
-		case tar.TypeReg, tar.TypeRegA:
-			if hdr.PAXRecords["GNU.sparse.major"] != "" || hdr.Typeflag == tar.TypeGNUSparse {
-				return nil, fmt.Errorf("archive member %s is a sparse file: %w", name, errdefs.ErrInvalidArgument)
-			}
-			idx.files[name] = section{off: pr.pos, size: hdr.Size}
-		}
-	}
-	if len(idx.files) == 0 {
-		return nil, fmt.Errorf("the archive is empty: %w", errdefs.ErrInvalidArgument)
+		idx.files[name] = section{off: pr.pos, size: hdr.Size}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	// The last member must end inside the file: a truncated archive is
 	// refused here, before anything is stored.

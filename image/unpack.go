@@ -19,7 +19,6 @@ import (
 	"github.com/berthproject/berth/snapshot"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sys/unix"
 )
 
 // Labels berth puts on snapshots so garbage collection knows who owns an
@@ -202,7 +201,7 @@ func (s *Store) unpackParallel(ctx context.Context, res *resolved, start int, rb
 		default:
 			continue
 		}
-		copyRootAttrs(src, jobs[i].dir)
+		snapshot.CopyRootAttrs(src, jobs[i].dir)
 	}
 	for i := start; i < n; i++ {
 		parent := ""
@@ -318,15 +317,4 @@ func (c *countingHash) Write(p []byte) (int, error) {
 
 func diffSizeLabel(n int64) snapshot.Opt {
 	return snapshot.WithLabels(map[string]string{labelDiffSize: strconv.FormatInt(n, 10)})
-}
-
-// copyRootAttrs gives dst's root directory src's owner and mode.
-func copyRootAttrs(src, dst string) {
-	var st unix.Stat_t
-	if unix.Stat(src, &st) != nil {
-		return
-	}
-	unix.Chown(dst, int(st.Uid), int(st.Gid))
-	unix.Chmod(dst, st.Mode&0o7777)
-	unix.UtimesNano(dst, []unix.Timespec{st.Atim, st.Mtim})
 }

@@ -41,7 +41,7 @@ func (o *Overlay) Prepare(ctx context.Context, key, parent string, opts ...Opt) 
 	if len(chain) > 0 {
 		// In the merged view the upper root's attributes win: start it
 		// as the image's root is.
-		copyRootAttrs(o.fsDir(chain[0].id), o.fsDir(r.id))
+		CopyRootAttrs(o.fsDir(chain[0].id), o.fsDir(r.id))
 	}
 	return o.mounts(r, chain), nil
 }
@@ -129,14 +129,18 @@ func overlayExtraOptions() []string {
 	return nil
 }
 
-// copyRootAttrs gives dst (a new snapshot's root) src's owner and mode.
-func copyRootAttrs(src, dst string) {
+// CopyRootAttrs gives the directory dst (a new layer's root) the owner,
+// mode and times of src (the root of the layer below). In an overlay
+// mount the upper directory's root attributes win, so a layer that does
+// not set them itself must carry its parent's.
+func CopyRootAttrs(src, dst string) {
 	var st unix.Stat_t
 	if unix.Stat(src, &st) != nil {
 		return
 	}
 	unix.Chown(dst, int(st.Uid), int(st.Gid))
 	unix.Chmod(dst, st.Mode&0o7777)
+	unix.UtimesNano(dst, []unix.Timespec{st.Atim, st.Mtim})
 }
 
 // OverlaySupported reports whether overlay mounts work for a store under

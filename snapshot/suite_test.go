@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -137,7 +138,7 @@ func TestSuiteLifecycle(t *testing.T) {
 			for k := range got {
 				names = append(names, k)
 			}
-			if s := strings.Join(sortStrings(names), " "); s != "app app/main bin etc etc/os-release" {
+			if s := strings.Join(sorted(names), " "); s != "app app/main bin etc etc/os-release" {
 				t.Fatalf("view of app: %s", s)
 			}
 			if os.Geteuid() == 0 {
@@ -431,13 +432,7 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func sortStrings(s []string) []string {
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
+func sorted(s []string) []string {
+	sort.Strings(s)
 	return s
 }
