@@ -24,8 +24,14 @@ import (
 
 func newTestStore(t *testing.T) *Store {
 	t.Helper()
+	return newDriverStore(t, "")
+}
+
+// newDriverStore opens a store with a given snapshot driver ("" chooses).
+func newDriverStore(t *testing.T, driver string) *Store {
+	t.Helper()
 	dir := t.TempDir()
-	s, err := Open(Options{Root: dir, RunRoot: filepath.Join(dir, "run")})
+	s, err := Open(Options{Root: dir, RunRoot: filepath.Join(dir, "run"), Driver: driver})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,20 +138,22 @@ func TestLoadFormats(t *testing.T) {
 		},
 	}
 	for name, loadIt := range cases {
-		t.Run(name, func(t *testing.T) {
-			s := newTestStore(t)
-			loaded, err := loadIt(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(loaded) != 1 || loaded[0].ID != img.ID() || len(loaded[0].Names) != 1 || loaded[0].Names[0] != "docker.io/library/app:1" {
-				t.Fatalf("loaded %+v", loaded)
-			}
-			sameTree(t, want, mounted(t, s, "app:1"))
-			if rep, err := s.Check(context.Background(), false); err != nil || len(rep.Problems) != 0 {
-				t.Fatalf("check after load: %+v %v", rep.Problems, err)
-			}
-		})
+		for _, driver := range []string{"", "vfs"} {
+			t.Run(name+"/"+driver, func(t *testing.T) {
+				s := newDriverStore(t, driver)
+				loaded, err := loadIt(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(loaded) != 1 || loaded[0].ID != img.ID() || len(loaded[0].Names) != 1 || loaded[0].Names[0] != "docker.io/library/app:1" {
+					t.Fatalf("loaded %+v", loaded)
+				}
+				sameTree(t, want, mounted(t, s, "app:1"))
+				if rep, err := s.Check(context.Background(), false); err != nil || len(rep.Problems) != 0 {
+					t.Fatalf("check after load: %+v %v", rep.Problems, err)
+				}
+			})
+		}
 	}
 }
 
@@ -191,91 +199,30 @@ func TestLayerSharing(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	good := tu.BuildImage(t, tu.ImageOptions{}, baseLayer)
-	img := tu.BuildImage(t, tu.ImageOptions{}, baseLayer, appLayer)
-	files := func() map[string][]byte { return img.Files() }
-	index := func(descs ...ocispec.Descriptor) []byte {
-		b, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: descs})
-		return b
-	}
-	layout := func(f map[string][]byte, idx []byte) []byte {
-		f["index.json"] = idx
-		f["oci-layout"] = []byte(`{"imageLayoutVersion":"1.0.0"}`)
-		return tu.TarFiles(t, f, nil)
-	}
-	named := func(d ocispec.Descriptor) ocispec.Descriptor {
-		d.Annotations = map[string]string{"io.containerd.image.name": "docker.io/library/bad:1"}
-		return d
-	}
-	// withManifest writes a manifest changed by fn and an index naming it.
-	withManifest := func(fn func(m *ocispec.Manifest, f map[string][]byte)) []byte {
-		f := files()
-		var m ocispec.Manifest
-		json.Unmarshal(img.Manifest, &m)
-		fn(&m, f)
-		mb, _ := json.Marshal(m)
-		f["blobs/sha256/"+digest.FromBytes(mb).Encoded()] = mb
-		return layout(f, index(named(ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mb), Size: int64(len(mb))})))
-	}
-	full := tu.OCIArchive(t, []*tu.TestImage{img}, []string{"docker.io/library/bad:1"})
+	bad := tu.BadArchives(t)
+	layer1 := regexp.QuoteMeta(digest.FromBytes(tu.BuildImage(t, tu.ImageOptions{}, baseLayer, appLayer).Blobs[1]).String())
 	cases := []struct {
-		name    string
-		archive []byte
-		kind    error
-		says    string
+		name string
+		kind error
+		says string
 	}{
-		{"truncated archive", full[:len(full)/2], errdefs.ErrInvalidArgument, "truncated"},
-		{"not an archive", []byte(strings.Repeat("not a tar ", 100)), errdefs.ErrInvalidArgument, "tar"},
-		{"empty archive", tu.TarFiles(t, map[string][]byte{}, nil), errdefs.ErrInvalidArgument, "empty"},
-		{"no manifest", tu.TarFiles(t, map[string][]byte{"hello": []byte("x")}, nil), errdefs.ErrInvalidArgument, "neither manifest.json nor index.json"},
-		{"missing blob", func() []byte {
-			f := files()
-			delete(f, "blobs/sha256/"+img.Desc.Digest.Encoded()[:0]+digest.FromBytes(img.Blobs[1]).Encoded())
-			return layout(f, index(named(img.Desc)))
-		}(), errdefs.ErrNotFound, digest.FromBytes(img.Blobs[1]).String()},
-		{"wrong digest", func() []byte {
-			f := files()
-			f["blobs/sha256/"+digest.FromBytes(img.Blobs[1]).Encoded()] = img.Blobs[0]
-			return layout(f, index(named(img.Desc)))
-		}(), errdefs.ErrDataLoss, "does not match its name|215 bytes in the archive, expected 166"},
-		{"wrong size", withManifest(func(m *ocispec.Manifest, f map[string][]byte) { m.Layers[1].Size += 7 }), errdefs.ErrDataLoss, "166 bytes, expected 173|166 bytes in the archive, expected 173"},
-		{"diff_id mismatch", func() []byte {
-			var cfg ocispec.Image
-			json.Unmarshal(img.Config, &cfg)
-			cfg.RootFS.DiffIDs[1] = digest.FromString("not the layer")
-			cb, _ := json.Marshal(cfg)
-			return withManifest(func(m *ocispec.Manifest, f map[string][]byte) {
-				m.Config = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cb), Size: int64(len(cb))}
-				f["blobs/sha256/"+m.Config.Digest.Encoded()] = cb
-			})
-		}(), errdefs.ErrDataLoss, "diff_id"},
-		{"unknown layer media type", withManifest(func(m *ocispec.Manifest, f map[string][]byte) {
-			m.Layers[0].MediaType = "application/vnd.example.layer.v1+weird"
-		}), errdefs.ErrInvalidArgument, regexp.QuoteMeta("application/vnd.example.layer.v1+weird")},
-		{"unknown manifest media type", func() []byte {
-			f := files()
-			d := named(img.Desc)
-			d.MediaType = "application/vnd.example.manifest+json"
-			return layout(f, index(d))
-		}(), errdefs.ErrInvalidArgument, regexp.QuoteMeta("application/vnd.example.manifest+json")},
-		{"schema 1", func() []byte {
-			f := files()
-			s1 := []byte(`{"schemaVersion":1,"name":"x","tag":"1","fsLayers":[{"blobSum":"sha256:00"}]}`)
-			f["blobs/sha256/"+digest.FromBytes(s1).Encoded()] = s1
-			return layout(f, index(named(ocispec.Descriptor{MediaType: MediaTypeDockerSchema1JWS, Digest: digest.FromBytes(s1), Size: int64(len(s1))})))
-		}(), errdefs.ErrNotImplemented, "schema 1"},
-		{"no matching platform", func() []byte {
-			f := files()
-			d := img.Desc
-			d.Platform = &ocispec.Platform{OS: "linux", Architecture: "s390x"}
-			ib, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{d}})
-			f["blobs/sha256/"+digest.FromBytes(ib).Encoded()] = ib
-			return layout(f, index(named(ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(ib), Size: int64(len(ib))})))
-		}(), errdefs.ErrNotFound, "linux/s390x"},
-		{"unparsable reference", tu.DockerArchive(t, []*tu.TestImage{img}, [][]string{{"UPPER/Case:tag"}}), errdefs.ErrInvalidArgument, "invalid reference format"},
-		{"hostile layer", func() []byte {
-			bad := tu.BuildImage(t, tu.ImageOptions{}, []tu.Entry{tu.File(".wh...", "")})
-			return tu.OCIArchive(t, []*tu.TestImage{bad}, []string{"docker.io/library/bad:1"})
-		}(), errdefs.ErrInvalidArgument, "whiteout"},
+		{"truncated archive", errdefs.ErrInvalidArgument, "truncated"},
+		{"not an archive", errdefs.ErrInvalidArgument, "tar"},
+		{"empty archive", errdefs.ErrInvalidArgument, "empty"},
+		{"no manifest", errdefs.ErrInvalidArgument, "neither manifest.json nor index.json"},
+		{"missing blob", errdefs.ErrNotFound, layer1},
+		{"wrong digest", errdefs.ErrDataLoss, "does not match its name|215 bytes in the archive, expected 166"},
+		{"wrong size", errdefs.ErrDataLoss, "166 bytes, expected 173|166 bytes in the archive, expected 173"},
+		{"diff_id mismatch", errdefs.ErrDataLoss, "diff_id"},
+		{"unknown layer media type", errdefs.ErrInvalidArgument, regexp.QuoteMeta("application/vnd.example.layer.v1+weird")},
+		{"unknown manifest media type", errdefs.ErrInvalidArgument, regexp.QuoteMeta("application/vnd.example.manifest+json")},
+		{"schema 1", errdefs.ErrNotImplemented, "schema 1"},
+		{"no matching platform", errdefs.ErrNotFound, "linux/s390x"},
+		{"unparsable reference", errdefs.ErrInvalidArgument, "invalid reference format"},
+		{"hostile layer", errdefs.ErrInvalidArgument, "whiteout"},
+	}
+	if len(cases) != len(tu.BadArchiveKinds) {
+		t.Fatalf("%d cases for %d kinds of bad archive", len(cases), len(tu.BadArchiveKinds))
 	}
 	for _, c := range cases {
 		for _, how := range []string{"stream", "file"} {
@@ -286,10 +233,10 @@ func TestBadInput(t *testing.T) {
 				before := mounted(t, s, "good:1")
 				var err error
 				if how == "stream" {
-					_, err = s.Load(ctx, bytes.NewReader(c.archive), LoadOptions{})
+					_, err = s.Load(ctx, bytes.NewReader(bad[c.name]), LoadOptions{})
 				} else {
 					p := filepath.Join(t.TempDir(), "archive.tar")
-					if werr := os.WriteFile(p, c.archive, 0o644); werr != nil {
+					if werr := os.WriteFile(p, bad[c.name], 0o644); werr != nil {
 						t.Fatal(werr)
 					}
 					_, err = s.LoadPath(ctx, p, LoadOptions{})

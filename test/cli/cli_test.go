@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berthproject/berth/archive"
 	tu "github.com/berthproject/berth/internal/testutil"
@@ -81,6 +82,7 @@ func TestCLI(t *testing.T) {
 			"corrupt":   corrupt,
 			"gzip":      gzipFile,
 			"capture":   capture,
+			"mkbad":     mkbad,
 		},
 	})
 }
@@ -106,6 +108,10 @@ func mkarchive(ts *testscript.TestScript, neg bool, args []string) {
 				o.Cmd = append(o.Cmd, v)
 			case "env":
 				o.Env = append(o.Env, v)
+			case "created":
+				c, err := time.Parse(time.RFC3339, v)
+				ts.Check(err)
+				o.Created = c
 			default:
 				ts.Fatalf("mkarchive: unknown option %s", k)
 			}
@@ -194,4 +200,17 @@ func capture(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: capture VAR")
 	}
 	ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile("stdout")))
+}
+
+// mkbad DIR writes one archive of each kind a load must refuse into DIR,
+// named after its kind ("wrong digest" is DIR/wrong-digest.tar).
+func mkbad(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: mkbad DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o755))
+	for kind, b := range tu.BadArchives(tb(ts)) {
+		ts.Check(os.WriteFile(filepath.Join(dir, strings.ReplaceAll(kind, " ", "-")+".tar"), b, 0o644))
+	}
 }

@@ -187,3 +187,56 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestConcurrentProcesses runs loads of images sharing layers, removals
+// and prunes as separate berth processes at once: the store stays
+// consistent and every image that was loaded and not removed is whole.
+func TestConcurrentProcesses(t *testing.T) {
+	tu.RequireRoot(t)
+	dir := t.TempDir()
+	s := &store{t: t, berth: tu.Binary(t, "berth"), root: filepath.Join(dir, "root"), run: filepath.Join(dir, "run")}
+	defer exec.Command(s.berth, s.args("image", "unmount", "--all")...).Run()
+	const n = 6
+	var imgs []*tu.TestImage
+	var files []string
+	for i := 0; i < n; i++ {
+		img := bulkyImage(t, 10+i%2) // pairs share every layer
+		imgs = append(imgs, img)
+		f := filepath.Join(dir, fmt.Sprintf("img%d.tar", i))
+		must(t, os.WriteFile(f, tu.OCIArchive(t, []*tu.TestImage{img}, []string{fmt.Sprintf("docker.io/library/c:%d", i)}), 0o644))
+		files = append(files, f)
+	}
+	s.berthOK("load", "-i", files[0])
+	var cmds []*exec.Cmd
+	for i := 1; i < n; i++ {
+		cmds = append(cmds, exec.Command(s.berth, s.args("load", "-i", files[i])...))
+	}
+	cmds = append(cmds,
+		exec.Command(s.berth, s.args("rmi", "c:0")...),
+		exec.Command(s.berth, s.args("image", "prune", "-f")...),
+		exec.Command(s.berth, s.args("system", "df")...),
+	)
+	outs := make([]*bytes.Buffer, len(cmds))
+	for i, c := range cmds {
+		outs[i] = &bytes.Buffer{}
+		c.Stdout, c.Stderr = outs[i], outs[i]
+		must(t, c.Start())
+	}
+	for i, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(c.Args, " "), err, outs[i])
+		}
+	}
+	out := s.berthOK("system", "check")
+	if !strings.Contains(out, "No problems found") {
+		t.Fatalf("check: %s", out)
+	}
+	for i := 1; i < n; i++ {
+		if d := tu.DiffTrees(flatten(t, imgs[i]), s.treePlain(fmt.Sprintf("c:%d", i))); len(d) > 0 {
+			t.Fatalf("c:%d:\n%s", i, strings.Join(d, "\n"))
+		}
+	}
+	if listed := strings.TrimSpace(s.berthOK("images", "-q", "c:0")); listed != "" {
+		t.Fatalf("c:0 was removed but is listed: %s", listed)
+	}
+}
