@@ -12,7 +12,7 @@
 //     libseccomp-golang, cgo), loaded on every thread of the calling process;
 //   - SendListener: the runtime-spec "container process state" message with
 //     the listener fd in SCM_RIGHTS (SendListenerConn on an open connection);
-//   - Default: the profile in profile/default.json with its capability-,
+//   - Default: the profile (package seccomp/profile, profile/default.json) with its capability-,
 //     architecture- and kernel-conditional rules resolved;
 //   - Features: what `berth-runtime features` reports under linux.seccomp.
 //

@@ -1,4 +1,9 @@
-package seccomp
+// Package profile holds berth's default seccomp profile, Docker's, and
+// resolves it for a container's capabilities and this host's architecture
+// and kernel. It is pure data and Go, without libseccomp, so that the
+// engine can put the profile into a bundle without linking the filter
+// compiler; package seccomp compiles and loads it in the runtime.
+package profile
 
 import (
 	_ "embed"
@@ -13,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-//go:embed profile/default.json
+//go:embed default.json
 var defaultProfileJSON []byte
 
 // profile is a seccomp profile in moby's format: runtime-spec syscall rules
@@ -78,7 +83,7 @@ func defaultFor(caps []string, h host) *specs.LinuxSeccomp {
 	if err := json.Unmarshal(defaultProfileJSON, &p); err != nil {
 		// The file is compiled in and parsed by the package's tests, so
 		// this is a broken build, not bad input.
-		panic(fmt.Sprintf("seccomp: embedded profile/default.json: %v", err))
+		panic(fmt.Sprintf("seccomp profile: embedded default.json: %v", err))
 	}
 	return p.resolve(caps, h)
 }
