@@ -2,7 +2,7 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -201,59 +201,80 @@ func matchAny(patterns []string, n reference.Named) bool {
 
 func inspectCmd(a *app, imageOnly bool) *cobra.Command {
 	var formatStr, typ string
+	var size bool
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
-		Short: "Show low-level information on images",
-		Args:  minArgs(1, "the images to inspect"),
+		Short: "Show low-level information on containers and images",
+		Args:  minArgs(1, "the objects to inspect"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if typ != "" && typ != "image" {
-				return usageError(cmd, fmt.Errorf("--type %q: berth has only images so far", typ))
+			if imageOnly {
+				typ = "image"
 			}
-			s, err := a.images()
-			if err != nil {
-				return err
+			switch typ {
+			case "", "image", "container", "volume":
+			default:
+				return usageError(cmd, fmt.Errorf("--type %q: container, image or volume", typ))
 			}
-			var found []*image.Inspect
+			ctx := cmd.Context()
+			var found []any
 			var firstErr error
 			for _, ref := range args {
-				in, err := s.InspectImage(cmd.Context(), ref)
+				obj, err := a.inspectOne(ctx, typ, ref)
 				if err != nil {
 					if firstErr == nil {
 						firstErr = err
 					}
 					continue
 				}
-				found = append(found, in)
+				found = append(found, obj)
 			}
-			if formatStr != "" {
-				for _, in := range found {
-					if formatStr == "json" {
-						b, _ := json.Marshal(in)
-						fmt.Fprintln(a.stdout, string(b))
-						continue
-					}
-					if err := format.Execute(a.stdout, formatStr, in); err != nil {
-						return err
-					}
-				}
-			} else {
-				if found == nil {
-					found = []*image.Inspect{}
-				}
-				b, err := json.MarshalIndent(found, "", "    ")
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(a.stdout, string(b))
+			if err := printInspect(a, formatStr, found); err != nil {
+				return err
 			}
 			return firstErr
 		},
 	}
 	cmd.Flags().StringVarP(&formatStr, "format", "f", "", "format output with a Go template, or json")
 	if !imageOnly {
-		cmd.Flags().StringVar(&typ, "type", "", "only inspect objects of this type (image)")
+		cmd.Flags().StringVar(&typ, "type", "", "only inspect objects of this type: container, image, volume")
+		cmd.Flags().BoolVarP(&size, "size", "s", false, "display total file sizes (containers)")
 	}
 	return cmd
+}
+
+// inspectOne finds ref as a container, then an image, then a volume (or
+// only as typ), as docker inspect does.
+func (a *app) inspectOne(ctx context.Context, typ, ref string) (any, error) {
+	if typ == "" || typ == "container" {
+		e, err := a.containers()
+		if err != nil {
+			return nil, err
+		}
+		in, err := e.InspectContainer(ctx, ref)
+		if err == nil || typ == "container" {
+			return in, err
+		}
+	}
+	if typ == "" || typ == "image" {
+		s, err := a.images()
+		if err != nil {
+			return nil, err
+		}
+		in, err := s.InspectImage(ctx, ref)
+		if err == nil || typ == "image" {
+			return in, err
+		}
+	}
+	if typ == "" || typ == "volume" {
+		vs, err := a.volumeStore()
+		if err != nil {
+			return nil, err
+		}
+		if v, err := vs.Get(ref); err == nil || typ == "volume" {
+			return v, err
+		}
+	}
+	return nil, fmt.Errorf("no such object: %s", ref)
 }
 
 type historyRow struct {

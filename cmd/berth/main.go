@@ -14,7 +14,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/berthproject/berth/container"
 	"github.com/berthproject/berth/image"
+	"github.com/berthproject/berth/volume"
+	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 )
 
@@ -39,7 +42,9 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	store *image.Store
+	store   *image.Store
+	engine  *container.Engine
+	volumes *volume.Store
 }
 
 // exitError carries an exit code other than 125 out of a command.
@@ -82,17 +87,65 @@ func defaultRunRoot() string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("berth-%d", os.Geteuid()))
 }
 
-// images opens the image store on first use.
+// images opens the image store on first use. It knows the engine, so
+// that an image a container uses is not removed.
 func (a *app) images() (*image.Store, error) {
 	if a.store != nil {
 		return a.store, nil
 	}
-	s, err := image.Open(image.Options{Root: a.root, RunRoot: a.runRoot, Driver: a.driver})
+	s, err := image.Open(image.Options{Root: a.root, RunRoot: a.runRoot, Driver: a.driver,
+		Users: func(ctx context.Context, id digest.Digest) ([]string, error) {
+			e, err := a.containers()
+			if err != nil {
+				return nil, err
+			}
+			return e.ImageUsers(ctx, id)
+		}})
 	if err != nil {
 		return nil, err
 	}
 	a.store = s
 	return s, nil
+}
+
+// volumeStore opens the volume store on first use.
+func (a *app) volumeStore() (*volume.Store, error) {
+	if a.volumes != nil {
+		return a.volumes, nil
+	}
+	v, err := volume.Open(a.root)
+	if err != nil {
+		return nil, err
+	}
+	a.volumes = v
+	return v, nil
+}
+
+// containers opens the container engine on first use.
+func (a *app) containers() (*container.Engine, error) {
+	if a.engine != nil {
+		return a.engine, nil
+	}
+	imgs, err := a.images()
+	if err != nil {
+		return nil, err
+	}
+	vols, err := a.volumeStore()
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	exitCmd := []string{self, "--root", a.root, "--runroot", a.runRoot, "--storage-driver", imgs.Driver()}
+	e, err := container.Open(container.Options{Root: a.root, RunRoot: a.runRoot, Images: imgs, Volumes: vols,
+		BinDir: filepath.Dir(self), ExitCommand: exitCmd})
+	if err != nil {
+		return nil, err
+	}
+	a.engine = e
+	return e, nil
 }
 
 func newRoot(a *app) *cobra.Command {
@@ -137,9 +190,22 @@ func newRoot(a *app) *cobra.Command {
 	)
 	systemCmd := &cobra.Command{Use: "system", Short: "Manage the store", Args: noArgs}
 	systemCmd.AddCommand(dfCmd(a), checkCmd(a))
-	root.AddCommand(imageCmd, systemCmd,
+	containerCmd := &cobra.Command{Use: "container", Short: "Manage containers", Args: noArgs}
+	containerCmd.AddCommand(
+		runCmd(a), createCmd(a), startCmd(a), stopCmd(a), killCmd(a), restartCmd(a), rmCmd(a, "rm"),
+		psCmd(a, "ls"), logsCmd(a), execCmd(a), inspectCmd(a, false), waitCmd(a), attachCmd(a),
+		renameCmd(a), pauseCmd(a), unpauseCmd(a), containerPruneCmd(a), cleanupCmd(a),
+	)
+	volumeCmd := &cobra.Command{Use: "volume", Short: "Manage volumes", Args: noArgs}
+	volumeCmd.AddCommand(volumeCreateCmd(a), volumeLsCmd(a), volumeInspectCmd(a), volumeRmCmd(a), volumePruneCmd(a))
+	generateCmd := &cobra.Command{Use: "generate", Short: "Generate files for other tools", Args: noArgs}
+	generateCmd.AddCommand(generateSystemdCmd(a))
+	root.AddCommand(imageCmd, systemCmd, containerCmd, volumeCmd, generateCmd,
 		imagesCmd(a, "images"), inspectCmd(a, false), historyCmd(a), tagCmd(a), rmiCmd(a, "rmi"),
-		loadCmd(a), saveCmd(a), importCmd(a), versionCmd(a))
+		loadCmd(a), saveCmd(a), importCmd(a), versionCmd(a),
+		runCmd(a), createCmd(a), startCmd(a), stopCmd(a), killCmd(a), restartCmd(a), rmCmd(a, "rm"),
+		psCmd(a, "ps"), logsCmd(a), execCmd(a), waitCmd(a), attachCmd(a),
+		renameCmd(a), pauseCmd(a), unpauseCmd(a))
 	return root
 }
 

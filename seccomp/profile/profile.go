@@ -205,3 +205,25 @@ func kernelVersion() int {
 	}
 	return parseKernel(unix.ByteSliceToString(u.Release[:]))
 }
+
+// Resolve reads a seccomp profile a user gives (--security-opt
+// seccomp=FILE): Docker's format, with an archMap and conditional rules,
+// or a plain runtime-spec linux.seccomp section with "architectures", and
+// resolves it as Default does.
+func Resolve(data []byte, caps []string) (*specs.LinuxSeccomp, error) {
+	var p struct {
+		profile
+		Architectures []specs.Arch `json:"architectures"`
+	}
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("not a seccomp profile: %w", err)
+	}
+	if p.DefaultAction == "" {
+		return nil, fmt.Errorf("not a seccomp profile: no defaultAction")
+	}
+	out := p.profile.resolve(caps, host{goarch: runtime.GOARCH, kernel: kernelVersion()})
+	if len(p.ArchMap) == 0 && len(p.Architectures) > 0 {
+		out.Architectures = p.Architectures
+	}
+	return out, nil
+}

@@ -1,0 +1,33 @@
+// Command berth-monitor is the per-container monitor (see package
+// container/monitor): `berth-monitor CONFIG` with a sync pipe as fd 3.
+// The engine starts it; people do not.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime/debug"
+
+	"github.com/berthproject/berth/container/monitor"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: berth-monitor CONFIG (started by berth, not by hand)")
+		os.Exit(2)
+	}
+	// An idle monitor should cost little: collect garbage early.
+	debug.SetGCPercent(20)
+	b, err := os.ReadFile(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "berth-monitor:", err)
+		os.Exit(1)
+	}
+	var cfg monitor.Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "berth-monitor:", err)
+		os.Exit(1)
+	}
+	os.Exit(monitor.Run(cfg, os.NewFile(3, "sync")))
+}
