@@ -195,6 +195,7 @@ func newRoot(a *app) *cobra.Command {
 		runCmd(a), createCmd(a), startCmd(a), stopCmd(a), killCmd(a), restartCmd(a), rmCmd(a, "rm"),
 		psCmd(a, "ls"), logsCmd(a), execCmd(a), inspectCmd(a, false), waitCmd(a), attachCmd(a),
 		renameCmd(a), pauseCmd(a), unpauseCmd(a), containerPruneCmd(a), cleanupCmd(a),
+		cpCmd(a), diffCmd(a), commitCmd(a), topCmd(a), statsCmd(a), exportCmd(a),
 	)
 	volumeCmd := &cobra.Command{Use: "volume", Short: "Manage volumes", Args: noArgs}
 	volumeCmd.AddCommand(volumeCreateCmd(a), volumeLsCmd(a), volumeInspectCmd(a), volumeRmCmd(a), volumePruneCmd(a))
@@ -205,7 +206,8 @@ func newRoot(a *app) *cobra.Command {
 		loadCmd(a), saveCmd(a), importCmd(a), versionCmd(a),
 		runCmd(a), createCmd(a), startCmd(a), stopCmd(a), killCmd(a), restartCmd(a), rmCmd(a, "rm"),
 		psCmd(a, "ps"), logsCmd(a), execCmd(a), waitCmd(a), attachCmd(a),
-		renameCmd(a), pauseCmd(a), unpauseCmd(a))
+		renameCmd(a), pauseCmd(a), unpauseCmd(a),
+		cpCmd(a), diffCmd(a), commitCmd(a), topCmd(a), statsCmd(a), exportCmd(a))
 	return root
 }
 
