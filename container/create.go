@@ -259,7 +259,7 @@ func (e *Engine) configure(ctx context.Context, c *Container, o CreateOptions) e
 		}
 	}
 	h := &c.HostConfig
-	h.NetworkMode, h.AutoRemove, h.Init, h.Privileged, h.ReadonlyRoot = network, o.AutoRemove, o.Init, o.Privileged, o.ReadOnly
+	h.NetworkMode, h.AutoRemove, h.Init, h.Privileged, h.ReadonlyRootfs = network, o.AutoRemove, o.Init, o.Privileged, o.ReadOnly
 	h.CapAdd, h.CapDrop, h.SecurityOpt, h.GroupAdd = o.CapAdd, o.CapDrop, o.SecurityOpt, o.GroupAdd
 	h.Runtime = o.Runtime
 	if h.Runtime == "" {
@@ -281,12 +281,12 @@ func (e *Engine) configure(ctx context.Context, c *Container, o CreateOptions) e
 		if err != nil || f <= 0 || math.IsInf(f, 0) {
 			return invalid("invalid --cpus value %q: want a positive number such as 1.5", o.CPUs)
 		}
-		h.NanoCPUs = int64(f * 1e9)
+		h.NanoCpus = int64(f * 1e9)
 	}
 	if o.CPUShares < 0 {
 		return invalid("--cpu-shares %d: must be positive", o.CPUShares)
 	}
-	h.CPUShares, h.PidsLimit = o.CPUShares, o.PidsLimit
+	h.CpuShares, h.PidsLimit = o.CPUShares, o.PidsLimit
 	for _, u := range o.Ulimits {
 		ul, err := parseUlimit(u)
 		if err != nil {

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,12 +98,23 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions, stdio IO) 
 	rt := e.runtime(c)
 	eo := ocirt.ExecOptions{Detach: o.Detach}
 	var console *consoleListener
+	var pidFile string
 	if o.Tty {
 		if console, err = listenConsole(); err != nil {
 			return -1, err
 		}
 		defer console.close()
 		eo.ConsoleSocket = console.path
+		// Runtimes hand a terminal to a console socket only when they
+		// detach (runc refuses otherwise): the process then becomes our
+		// child, as our subreaper's, and we wait for it ourselves.
+		if !o.Detach {
+			if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+				return -1, fmt.Errorf("exec: become a subreaper: %w", err)
+			}
+			pidFile = filepath.Join(console.dir, "pid")
+			eo.Detach, eo.PidFile = true, pidFile
+		}
 	} else if !o.Detach {
 		eo.Stdin, eo.Stdout, eo.Stderr = files(stdio, o.Interactive)
 	}
@@ -131,6 +144,9 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions, stdio IO) 
 	if o.Detach {
 		cmd.Stderr = &stderr
 	}
+	if pidFile != "" {
+		cmd.Stderr = &stderr
+	}
 	if err := cmd.Start(); err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", c.Name, err)
 	}
@@ -139,6 +155,9 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions, stdio IO) 
 		if err != nil {
 			cmd.Process.Kill()
 			cmd.Wait()
+			if stderr.String() != "" {
+				return -1, fmt.Errorf("exec in %s: %s", c.Name, strings.TrimSpace(stderr.String()))
+			}
 			return -1, err
 		}
 		defer master.Close()
@@ -161,6 +180,14 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions, stdio IO) 
 		}
 	}
 	err = cmd.Wait()
+	if pidFile != "" {
+		if err != nil {
+			return -1, fmt.Errorf("exec in %s: %s", c.Name, strings.TrimSpace(stderr.String()))
+		}
+		code, err := waitPidFile(pidFile)
+		copies.Wait()
+		return code, err
+	}
 	copies.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -241,4 +268,32 @@ func (c *consoleListener) accept() (*os.File, error) {
 func (c *consoleListener) close() {
 	c.ln.Close()
 	os.RemoveAll(c.dir)
+}
+
+// waitPidFile waits for the process whose pid a runtime wrote (our child,
+// as subreaper) and returns its exit code, 128+signal for a signal.
+func waitPidFile(p string) (int, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return -1, fmt.Errorf("exec: the runtime wrote no pid: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return -1, err
+	}
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, fmt.Errorf("exec: wait for %d: %w", pid, err)
+		}
+		break
+	}
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return ws.ExitStatus(), nil
 }

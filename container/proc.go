@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthproject/berth/cgroup"
 	"github.com/berthproject/berth/errdefs"
+	"github.com/berthproject/berth/ocirt"
 )
 
 // Top runs ps on the host with psArgs (default -ef) and keeps the lines
@@ -157,7 +160,11 @@ func (e *Engine) Sample(ctx context.Context, ref string, prev *Stats) (*Stats, e
 	}
 	raw, err := e.runtime(c).Stats(ctx, c.ID)
 	if err != nil {
-		return nil, fmt.Errorf("stats %s: %w", c.Name, err)
+		// Not every runtime has `events` (crun has not): read the
+		// container's cgroup directly then.
+		if raw, err = cgroupStats(c); err != nil {
+			return nil, fmt.Errorf("stats %s: %w", c.Name, err)
+		}
 	}
 	s.cpuTotal = raw.CPU.Usage.Total
 	s.systemTicks = systemCPU()
@@ -206,4 +213,26 @@ func cpuList() []string {
 		}
 	}
 	return out
+}
+
+// cgroupStats reads a container's resource use from its cgroup, where
+// the engine put it (/berth/ID), in the runtimes' stats format.
+func cgroupStats(c *Container) (*ocirt.Stats, error) {
+	m, err := cgroup.New("/berth/"+c.ID, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := m.Stats()
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	var out ocirt.Stats
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

@@ -54,25 +54,25 @@ type Config struct {
 
 // HostConfig is how the container runs on this host.
 type HostConfig struct {
-	Binds         []string          `json:"Binds,omitempty"`
-	Tmpfs         map[string]string `json:"Tmpfs,omitempty"`
-	ReadonlyRoot  bool              `json:"ReadonlyRootfs"`
-	Memory        int64             `json:"Memory"`
-	NanoCPUs      int64             `json:"NanoCpus"`
-	CPUShares     int64             `json:"CpuShares"`
-	PidsLimit     int64             `json:"PidsLimit,omitempty"`
-	CapAdd        []string          `json:"CapAdd"`
-	CapDrop       []string          `json:"CapDrop"`
-	Privileged    bool              `json:"Privileged"`
-	SecurityOpt   []string          `json:"SecurityOpt"`
-	Ulimits       []Ulimit          `json:"Ulimits"`
-	GroupAdd      []string          `json:"GroupAdd"`
-	NetworkMode   string            `json:"NetworkMode"`
-	AutoRemove    bool              `json:"AutoRemove"`
-	Init          bool              `json:"Init,omitempty"`
-	Runtime       string            `json:"Runtime"`
-	LogConfig     LogConfig         `json:"LogConfig"`
-	RestartPolicy struct {
+	Binds          []string          `json:"Binds,omitempty"`
+	Tmpfs          map[string]string `json:"Tmpfs,omitempty"`
+	ReadonlyRootfs bool              `json:"ReadonlyRootfs"`
+	Memory         int64             `json:"Memory"`
+	NanoCpus       int64             `json:"NanoCpus"`
+	CpuShares      int64             `json:"CpuShares"`
+	PidsLimit      int64             `json:"PidsLimit,omitempty"`
+	CapAdd         []string          `json:"CapAdd"`
+	CapDrop        []string          `json:"CapDrop"`
+	Privileged     bool              `json:"Privileged"`
+	SecurityOpt    []string          `json:"SecurityOpt"`
+	Ulimits        []Ulimit          `json:"Ulimits"`
+	GroupAdd       []string          `json:"GroupAdd"`
+	NetworkMode    string            `json:"NetworkMode"`
+	AutoRemove     bool              `json:"AutoRemove"`
+	Init           bool              `json:"Init,omitempty"`
+	Runtime        string            `json:"Runtime"`
+	LogConfig      LogConfig         `json:"LogConfig"`
+	RestartPolicy  struct {
 		Name string `json:"Name"`
 	} `json:"RestartPolicy"`
 }
@@ -99,7 +99,7 @@ type Mount struct {
 	Mode        string `json:"Mode"`
 	RW          bool   `json:"RW"`
 	Options     string `json:"Options,omitempty"` // tmpfs options
-	Anonymous   bool   `json:"-"`
+	Anonymous   bool   `json:"Anonymous,omitempty"`
 }
 
 // State is the container's state as last recorded.

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/berthproject/berth/errdefs"
@@ -53,10 +54,58 @@ func capName(c string) string {
 	return c
 }
 
+// boundingSet is the capabilities berth itself may pass on: a runtime
+// cannot grant a container what is not in it (this host's lacks
+// CAP_SYS_RESOURCE, for one).
+func boundingSet() map[string]bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		v, ok := strings.CutPrefix(l, "CapBnd:")
+		if !ok {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			return nil
+		}
+		out := map[string]bool{}
+		for i, c := range capNumbers {
+			if mask&(1<<uint(i)) != 0 {
+				out[c] = true
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// capNumbers names capabilities by number.
+var capNumbers = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+	"CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
+	"CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+	"CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+	"CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
+	"CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+	"CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+}
+
 // capabilities applies --cap-add and --cap-drop to Docker's defaults.
+// Everything (--privileged, ALL) means everything this host can give.
 func capabilities(h HostConfig) ([]string, error) {
+	bnd := boundingSet()
+	have := func(c string) bool { return bnd == nil || bnd[c] }
 	if h.Privileged {
-		return append([]string(nil), allCaps...), nil
+		var out []string
+		for _, c := range allCaps {
+			if have(c) {
+				out = append(out, c)
+			}
+		}
+		return out, nil
 	}
 	known := map[string]bool{}
 	for _, c := range allCaps {
@@ -81,12 +130,17 @@ func capabilities(h HostConfig) ([]string, error) {
 		n := capName(c)
 		if n == "CAP_ALL" {
 			for _, a := range allCaps {
-				set[a] = true
+				if have(a) {
+					set[a] = true
+				}
 			}
 			continue
 		}
 		if !known[n] {
 			return nil, invalid("--cap-add %s: unknown capability", c)
+		}
+		if !have(n) {
+			return nil, invalid("--cap-add %s: this host's capability bounding set does not have it, so no container here can", c)
 		}
 		set[n] = true
 	}
@@ -269,7 +323,9 @@ func (e *Engine) buildSpec(c *Container, rootfs string) (*specs.Spec, error) {
 		}
 	}
 	s := &specs.Spec{
-		Version: specs.Version,
+		// 1.0.2: every runtime in use takes it (crun 1.8 refuses newer ones), and
+		// nothing berth puts in a bundle is newer.
+		Version: "1.0.2",
 		Process: &specs.Process{
 			Terminal: c.Config.Tty,
 			User:     specs.User{UID: uint32(eu.Uid), GID: uint32(eu.Gid), AdditionalGids: gids},
@@ -281,7 +337,7 @@ func (e *Engine) buildSpec(c *Container, rootfs string) (*specs.Spec, error) {
 			},
 			NoNewPrivileges: noNewPrivs,
 		},
-		Root:     &specs.Root{Path: rootfs, Readonly: h.ReadonlyRoot},
+		Root:     &specs.Root{Path: rootfs, Readonly: h.ReadonlyRootfs},
 		Hostname: c.Config.Hostname,
 		Mounts:   defaultMounts(),
 		Linux: &specs.Linux{
@@ -330,15 +386,15 @@ func (e *Engine) buildSpec(c *Container, rootfs string) (*specs.Spec, error) {
 		m := h.Memory
 		r.Memory = &specs.LinuxMemory{Limit: &m, Swap: &m}
 	}
-	if h.NanoCPUs > 0 || h.CPUShares > 0 {
+	if h.NanoCpus > 0 || h.CpuShares > 0 {
 		r.CPU = &specs.LinuxCPU{}
-		if h.NanoCPUs > 0 {
+		if h.NanoCpus > 0 {
 			period := uint64(100000)
-			quota := h.NanoCPUs * int64(period) / 1e9
+			quota := h.NanoCpus * int64(period) / 1e9
 			r.CPU.Period, r.CPU.Quota = &period, &quota
 		}
-		if h.CPUShares > 0 {
-			sh := uint64(h.CPUShares)
+		if h.CpuShares > 0 {
+			sh := uint64(h.CpuShares)
 			r.CPU.Shares = &sh
 		}
 	}

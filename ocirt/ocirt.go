@@ -189,7 +189,7 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, o CreateOptions
 	defer logf.Close()
 	cmd := exec.CommandContext(ctx, r.Path, append([]string{"--root", r.Root, "--log", logf.Name(), "--log-format", "text"}, args...)...)
 	cmd.WaitDelay = 5 * time.Second
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
+	setStdio(cmd, o.Stdin, o.Stdout, o.Stderr)
 	cmd.ExtraFiles = o.ExtraFiles
 	var stderr bytes.Buffer
 	if o.Stderr == nil {
@@ -353,6 +353,9 @@ func (r *Runtime) ExecCmd(ctx context.Context, id string, proc *specs.Process, o
 	f.Close()
 	cleanup := func() { os.Remove(f.Name()) }
 	args := []string{"exec", "--process", f.Name()}
+	if proc.Terminal {
+		args = append(args, "--tty") // runc wants it besides process.terminal
+	}
 	if o.Detach {
 		args = append(args, "--detach")
 	}
@@ -363,8 +366,23 @@ func (r *Runtime) ExecCmd(ctx context.Context, id string, proc *specs.Process, o
 		args = append(args, "--console-socket", o.ConsoleSocket)
 	}
 	cmd := r.command(ctx, append(args, id)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
+	setStdio(cmd, o.Stdin, o.Stdout, o.Stderr)
 	return cmd, cleanup, nil
+}
+
+// setStdio gives cmd the files that are set; the others stay nil, which
+// exec makes /dev/null (a nil *os.File in the interface would make them
+// closed descriptors instead, and runtimes refuse those).
+func setStdio(cmd *exec.Cmd, in, out, errf *os.File) {
+	if in != nil {
+		cmd.Stdin = in
+	}
+	if out != nil {
+		cmd.Stdout = out
+	}
+	if errf != nil {
+		cmd.Stderr = errf
+	}
 }
 
 // IsNotExist reports whether err is a runtime saying the container is not

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/berthproject/berth/container/monitor"
 )
@@ -29,5 +30,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "berth-monitor:", err)
 		os.Exit(1)
 	}
+	// The sync pipe came in without close-on-exec: it must not leak into
+	// the runtime and the container.
+	syscall.CloseOnExec(3)
 	os.Exit(monitor.Run(cfg, os.NewFile(3, "sync")))
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/berthproject/berth/container"
+	"github.com/berthproject/berth/errdefs"
 	"github.com/berthproject/berth/image"
 	"github.com/berthproject/berth/volume"
 	digest "github.com/opencontainers/go-digest"
@@ -261,11 +262,26 @@ func versionCmd(a *app) *cobra.Command {
 	}
 }
 
+// kindWords are the texts of errdefs' sentinels: they end wrapped error
+// messages (for callers to branch on) and say nothing to a person, so the
+// CLI leaves them out.
+var kindWords = []error{errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument,
+	errdefs.ErrFailedPrecondition, errdefs.ErrConflict, errdefs.ErrUnavailable, errdefs.ErrDataLoss, errdefs.ErrNotImplemented}
+
 // message is the one line a user sees for an error.
 func message(err error) string {
 	msg := err.Error()
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i]
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, k := range kindWords {
+			if t := ": " + k.Error(); strings.HasSuffix(msg, t) {
+				msg, changed = strings.TrimSuffix(msg, t), true
+			}
+			msg = strings.ReplaceAll(msg, ": "+k.Error()+": ", ": ")
+		}
 	}
 	return msg
 }

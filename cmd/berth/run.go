@@ -36,6 +36,7 @@ type createFlags struct {
 	sigProxy    bool
 	pull        string
 	platform    string
+	cidfile     string
 }
 
 func addCreateFlags(fl *pflag.FlagSet, f *createFlags, run bool) {
@@ -73,7 +74,8 @@ func addCreateFlags(fl *pflag.FlagSet, f *createFlags, run bool) {
 	fl.IntVar(&f.stopTimeout, "stop-timeout", -1, "seconds to wait for the stop signal before killing")
 	fl.StringVar(&o.LogDriver, "log-driver", "", "json-file (default) or none")
 	fl.StringArrayVar(&o.LogOpts, "log-opt", nil, "log option: max-size=10m, max-file=3")
-	fl.StringVar(&o.Runtime, "runtime", "", "OCI runtime: berth-runtime (default), runc, crun, or a path")
+	fl.StringVar(&o.Runtime, "runtime", os.Getenv("BERTH_RUNTIME"), "OCI runtime: berth-runtime (default), runc, crun, or a path (BERTH_RUNTIME sets the default)")
+	fl.StringVar(&f.cidfile, "cidfile", "", "write the container ID to this file")
 	fl.StringVar(&o.Network, "network", "", "none (default) or host")
 	fl.StringVar(&o.Network, "net", "", "same as --network")
 	fl.MarkHidden("net")
@@ -112,6 +114,21 @@ func (f *createFlags) options(cmd *cobra.Command, args []string) (container.Crea
 	return o, nil
 }
 
+// writeCidfile writes the container ID where --cidfile says, refusing to
+// overwrite a file (as Docker does).
+func (f *createFlags) writeCidfile(c *container.Container) error {
+	if f.cidfile == "" {
+		return nil
+	}
+	fh, err := os.OpenFile(f.cidfile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("--cidfile %s: %w", f.cidfile, err)
+	}
+	defer fh.Close()
+	_, err = fh.WriteString(c.ID)
+	return err
+}
+
 // containerError maps an error to Docker's exit codes: 126 and 127 for a
 // command that cannot run, 125 for anything else.
 func containerError(err error) error {
@@ -133,12 +150,19 @@ func createCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// As in Docker, a container created with -i gets EOF on its
+			// stdin when the client that attached (start -ai) ends its input.
+			o.Attached = true
 			e, err := a.containers()
 			if err != nil {
 				return err
 			}
 			c, err := e.Create(cmd.Context(), o)
 			if err != nil {
+				return err
+			}
+			if err := f.writeCidfile(c); err != nil {
+				e.Remove(context.WithoutCancel(cmd.Context()), c.ID, true, true)
 				return err
 			}
 			fmt.Fprintln(a.stdout, c.ID)
@@ -170,11 +194,16 @@ func runCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A run that could not start its container leaves nothing:
+			// run is create and start, and it failed.
+			undo := func() { e.Remove(context.WithoutCancel(ctx), c.ID, true, true) }
+			if err := f.writeCidfile(c); err != nil {
+				undo()
+				return err
+			}
 			if f.detach {
 				if _, err := e.Start(ctx, c.ID, container.StartOptions{}); err != nil {
-					if o.AutoRemove {
-						e.Remove(context.WithoutCancel(ctx), c.ID, true, true)
-					}
+					undo()
 					return containerError(err)
 				}
 				fmt.Fprintln(a.stdout, c.ID)
@@ -182,9 +211,7 @@ func runCmd(a *app) *cobra.Command {
 			}
 			code, err := a.attachAndStart(ctx, e, c, true, f.detachKeys, f.sigProxy)
 			if err != nil {
-				if o.AutoRemove {
-					e.Remove(context.WithoutCancel(ctx), c.ID, true, true)
-				}
+				undo()
 				return containerError(err)
 			}
 			if code != 0 {

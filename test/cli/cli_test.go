@@ -46,13 +46,49 @@ func (s scriptTB) Fatalf(format string, args ...any) { s.ts.Fatalf(format, args.
 
 func tb(ts *testscript.TestScript) testing.TB { return scriptTB{TB: topT, ts: ts} }
 
+// TestCLI runs the image scripts (0xx) once and the container scripts
+// (1xx) with each runtime berth supports: its own, runc and crun.
 func TestCLI(t *testing.T) {
 	topT = t
+	all, _ := filepath.Glob("testdata/*.txtar")
+	var images, containers []string
+	for _, f := range all {
+		if strings.HasPrefix(filepath.Base(f), "0") {
+			images = append(images, f)
+		} else {
+			containers = append(containers, f)
+		}
+	}
+	t.Run("images", func(t *testing.T) { runScripts(t, images, "") })
+	wd, _ := os.Getwd()
+	for _, rt := range []struct{ name, runtime, bin string }{
+		{"berth-runtime", "berth-runtime", ""},
+		{"runc", "runc", "runc"},
+		{"crun", filepath.Join(wd, "crun-hybrid"), "crun"},
+	} {
+		t.Run(rt.name, func(t *testing.T) {
+			if rt.bin != "" {
+				if _, err := exec.LookPath(rt.bin); err != nil {
+					t.Skipf("needs %s from Debian (make test installs it)", rt.bin)
+				}
+			}
+			runScripts(t, containers, rt.runtime)
+		})
+	}
+}
+
+func runScripts(t *testing.T, files []string, runtime string) {
 	berth := tu.Binary(t, "berth")
+	for _, b := range []string{"berth-monitor", "berth-init", "berth-runtime"} {
+		tu.Binary(t, b)
+	}
 	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata",
+		Files:               files,
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
+			if runtime != "" {
+				env.Setenv("BERTH_RUNTIME", runtime)
+			}
 			env.Setenv("PATH", filepath.Dir(berth)+string(os.PathListSeparator)+os.Getenv("PATH"))
 			env.Setenv("BERTH_ROOT", filepath.Join(env.WorkDir, "root"))
 			env.Setenv("BERTH_RUNROOT", filepath.Join(env.WorkDir, "run"))
@@ -83,6 +119,8 @@ func TestCLI(t *testing.T) {
 			"gzip":      gzipFile,
 			"capture":   capture,
 			"mkbad":     mkbad,
+			"mkbusybox": mkbusybox,
+			"noleaks":   noleaks,
 		},
 	})
 }
@@ -212,5 +250,89 @@ func mkbad(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.MkdirAll(dir, 0o755))
 	for kind, b := range tu.BadArchives(tb(ts)) {
 		ts.Check(os.WriteFile(filepath.Join(dir, strings.ReplaceAll(kind, " ", "-")+".tar"), b, 0o644))
+	}
+}
+
+// mkbusybox FILE writes docker.io/library/busybox:latest, a whole busybox
+// root file system in one layer (CMD sh), as a docker-archive.
+func mkbusybox(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: mkbusybox FILE")
+	}
+	dir, err := os.MkdirTemp("", "berth-busybox-")
+	ts.Check(err)
+	defer os.RemoveAll(dir)
+	ts.Check(tu.MakeBusyboxRootfs(dir))
+	var entries []tu.Entry
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		switch {
+		case fi.IsDir():
+			entries = append(entries, tu.Entry{Name: rel + "/", Type: '5', Mode: int64(fi.Mode().Perm()) | stickyBit(fi)})
+		case fi.Mode()&os.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			entries = append(entries, tu.Symlink(rel, l))
+		default:
+			b, _ := os.ReadFile(p)
+			entries = append(entries, tu.Entry{Name: rel, Body: string(b), Mode: int64(fi.Mode().Perm())})
+		}
+		return nil
+	})
+	img := tu.BuildImage(tb(ts), tu.ImageOptions{Cmd: []string{"sh"}, Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}, entries)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), tu.DockerArchive(tb(ts), []*tu.TestImage{img}, [][]string{{"busybox:latest"}}), 0o644))
+}
+
+func stickyBit(fi os.FileInfo) int64 {
+	if fi.Mode()&os.ModeSticky != 0 {
+		return 0o1000
+	}
+	return 0
+}
+
+// noleaks ID: nothing of the container is left: no record, no run
+// directory, no snapshot, no mount and no cgroup.
+func noleaks(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || len(args[0]) != 64 {
+		ts.Fatalf("usage: noleaks CONTAINER_ID (the full ID)")
+	}
+	id := args[0]
+	var left []string
+	for _, p := range []string{
+		filepath.Join(ts.Getenv("BERTH_ROOT"), "containers", id),
+		filepath.Join(ts.Getenv("BERTH_RUNROOT"), "containers", id),
+	} {
+		if _, err := os.Stat(p); err == nil {
+			left = append(left, p)
+		}
+	}
+	infos, _ := filepath.Glob(filepath.Join(ts.Getenv("BERTH_ROOT"), "snapshot", "*", "snapshots", "*", "info.json"))
+	for _, f := range infos {
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), id) {
+			left = append(left, "snapshot "+f)
+		}
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, id) {
+				left = append(left, "mount "+l)
+			}
+		}
+	}
+	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/berth/" + id)
+	cgs2, _ := filepath.Glob("/sys/fs/cgroup/berth/" + id)
+	for _, c := range append(cgs, cgs2...) {
+		left = append(left, "cgroup "+c)
+	}
+	if neg {
+		if len(left) == 0 {
+			ts.Fatalf("nothing of %s is left", id[:12])
+		}
+		return
+	}
+	if len(left) > 0 {
+		ts.Fatalf("container %s left:\n%s", id[:12], strings.Join(left, "\n"))
 	}
 }
