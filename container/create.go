@@ -221,14 +221,16 @@ func (e *Engine) configure(ctx context.Context, c *Container, o CreateOptions) e
 	if network == "" {
 		network = "none"
 	}
-	env := append([]string(nil), o.Env...)
+	// Files in order, then -e: a later one wins, as in Docker.
+	var env []string
 	for _, f := range o.EnvFiles {
 		fe, err := ReadEnvFile(f)
 		if err != nil {
 			return err
 		}
-		env = append(fe, env...)
+		env = append(env, fe...)
 	}
+	env = append(env, o.Env...)
 	for i, kv := range env {
 		if !strings.Contains(kv, "=") {
 			// -e NAME takes NAME from the caller's environment, or drops it.
@@ -278,7 +280,7 @@ func (e *Engine) configure(ctx context.Context, c *Container, o CreateOptions) e
 	}
 	if o.CPUs != "" {
 		f, err := strconv.ParseFloat(o.CPUs, 64)
-		if err != nil || f <= 0 || math.IsInf(f, 0) {
+		if err != nil || !(f > 0) || math.IsInf(f, 0) || f*1e9 > math.MaxInt64 {
 			return invalid("invalid --cpus value %q: want a positive number such as 1.5", o.CPUs)
 		}
 		h.NanoCpus = int64(f * 1e9)
@@ -357,6 +359,9 @@ func (e *Engine) configure(ctx context.Context, c *Container, o CreateOptions) e
 		dst, opts, _ := strings.Cut(t, ":")
 		if !path.IsAbs(dst) {
 			return invalid("--tmpfs %q: the destination must be an absolute path", t)
+		}
+		if path.Clean(dst) == "/" {
+			return invalid("--tmpfs %q: the destination cannot be /", t)
 		}
 		if h.Tmpfs == nil {
 			h.Tmpfs = map[string]string{}
@@ -455,10 +460,10 @@ func parseVolume(s string) (Mount, error) {
 	if !path.IsAbs(m.Destination) {
 		return m, invalid("invalid volume specification %q: the destination %q must be an absolute path", s, m.Destination)
 	}
+	m.Destination = path.Clean(m.Destination)
 	if m.Destination == "/" {
 		return m, invalid("invalid volume specification %q: the destination cannot be /", s)
 	}
-	m.Destination = path.Clean(m.Destination)
 	m.RW = true
 	for _, opt := range strings.Split(m.Mode, ",") {
 		switch opt {
@@ -530,6 +535,12 @@ func parseMount(s string) (Mount, error) {
 		return m, invalid("--mount %q: target must be an absolute path", s)
 	}
 	m.Destination = path.Clean(m.Destination)
+	if m.Destination == "/" {
+		return m, invalid("--mount %q: the target cannot be /", s)
+	}
+	if m.Type == "" {
+		m.Type = "volume" // Docker's default type
+	}
 	switch m.Type {
 	case "bind":
 		if !path.IsAbs(m.Source) {

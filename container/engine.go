@@ -91,7 +91,9 @@ func (e *Engine) runtime(c *Container) *ocirt.Runtime {
 }
 
 // processStart reads a process's start time (clock ticks since boot) from
-// /proc, which with the pid identifies the process across pid reuse.
+// /proc, which with the pid identifies the process across pid reuse. A
+// zombie counts as gone: it has exited, and whether its parent reaps it
+// soon (an init that does not) must not keep a container "running".
 func processStart(pid int) uint64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -103,7 +105,7 @@ func processStart(pid int) uint64 {
 		return 0
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
 		return 0
 	}
 	v, _ := strconv.ParseUint(f[19], 10, 64)
@@ -117,28 +119,36 @@ func monitorAlive(st State) bool {
 // reconcile brings a record's state in line with what runs: a container
 // recorded as running whose monitor is gone has exited (with the code the
 // monitor recorded, or 255 when it left none, as after a reboot), and is
-// cleaned up as its monitor would have done.
-func (e *Engine) reconcile(ctx context.Context, c *Container) *Container {
+// cleaned up as its monitor would have done (an --rm one removed: the
+// final state is returned, with removed set). A container process that
+// outlived its monitor is killed then: nothing holds its stdio or would
+// record its exit, so it could only run on unobserved.
+func (e *Engine) reconcile(ctx context.Context, c *Container) (_ *Container, removed bool) {
 	if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
-		return c
+		return c, false
 	}
 	if monitorAlive(c.State) {
-		return c
+		return c, false
 	}
 	l, err := e.lock(c.ID)
 	if err != nil {
-		return c
+		return c, false
 	}
-	defer l.Unlock()
 	cur, err := e.read(c.ID)
 	if err != nil || (cur.State.Status != StatusRunning && cur.State.Status != StatusPaused) || monitorAlive(cur.State) {
+		l.Unlock()
 		if err != nil {
-			return c
+			return c, errdefs.IsNotFound(err)
 		}
-		return cur
+		return cur, false
 	}
 	e.finish(ctx, cur)
-	return cur
+	l.Unlock()
+	if cur.HostConfig.AutoRemove {
+		// An --rm container is removed when it ends, whoever notices.
+		return cur, e.remove(ctx, cur, true) == nil
+	}
+	return cur, false
 }
 
 // finish records the exit of a container whose monitor is done, and
@@ -156,9 +166,10 @@ func (e *Engine) finish(ctx context.Context, c *Container) {
 	c.State.Status = StatusExited
 	c.State.Pid = 0
 	c.State.MonitorPid, c.State.MonitorStart = 0, 0
-	rt := e.runtime(c)
-	if err := rt.Delete(ctx, c.ID, true); err != nil && !ocirt.IsNotExist(err) {
-		c.State.Error = err.Error()
+	if rt := e.runtime(c); rt.HasState(c.ID) {
+		if err := rt.Delete(ctx, c.ID, true); err != nil && !ocirt.IsNotExist(err) {
+			c.State.Error = err.Error()
+		}
 	}
 	e.unmountRootfs(c)
 	e.write(c)

@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -28,6 +29,9 @@ func ParseFilters(args []string) (Filter, error) {
 		case "id":
 			f.IDs = append(f.IDs, v)
 		case "name":
+			if _, err := regexp.Compile(v); err != nil {
+				return f, invalid("bad filter %q: %v", a, err)
+			}
 			f.Names = append(f.Names, v)
 		case "label":
 			f.Labels = append(f.Labels, v)
@@ -81,7 +85,7 @@ next:
 		if len(f.IDs) > 0 && !anyMatch(f.IDs, func(v string) bool { return strings.HasPrefix(c.ID, v) }) {
 			continue
 		}
-		if len(f.Names) > 0 && !anyMatch(f.Names, func(v string) bool { return strings.Contains(c.Name, v) }) {
+		if len(f.Names) > 0 && !anyMatch(f.Names, func(v string) bool { return matchName(v, c.Name) }) {
 			continue
 		}
 		for _, l := range f.Labels {
@@ -98,7 +102,7 @@ next:
 			continue
 		}
 		if len(f.Ancestors) > 0 && !anyMatch(f.Ancestors, func(v string) bool {
-			if ok, _ := path.Match(v, c.Image); ok || c.Image == v || strings.HasPrefix(c.ImageID.Encoded(), strings.TrimPrefix(v, "sha256:")) {
+			if ok, _ := path.Match(v, c.Image); ok || c.Image == v || c.ImageID != "" && strings.HasPrefix(c.ImageID.String(), "sha256:"+strings.TrimPrefix(v, "sha256:")) {
 				return true
 			}
 			if !strings.Contains(v, ":") && strings.HasPrefix(c.Image, v+":") {
@@ -121,6 +125,13 @@ next:
 		out = append(out, c)
 	}
 	return out
+}
+
+// matchName is Docker's name filter: a regular expression searched for
+// in the name.
+func matchName(expr, name string) bool {
+	re, err := regexp.Compile(expr)
+	return err == nil && re.MatchString(name)
 }
 
 func anyMatch(list []string, fn func(string) bool) bool {

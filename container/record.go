@@ -282,7 +282,9 @@ func (e *Engine) List(ctx context.Context) ([]*Container, error) {
 		if err != nil {
 			continue // removed meanwhile, or half created
 		}
-		out = append(out, e.reconcile(ctx, c))
+		if c, removed := e.reconcile(ctx, c); !removed {
+			out = append(out, c)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 	return out, nil
@@ -298,5 +300,9 @@ func (e *Engine) Get(ctx context.Context, ref string) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	return e.reconcile(ctx, c), nil
+	c, removed := e.reconcile(ctx, c)
+	if removed {
+		return nil, &NotFoundError{Ref: ref}
+	}
+	return c, nil
 }

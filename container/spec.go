@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/berthproject/berth/errdefs"
 	"github.com/berthproject/berth/seccomp/profile"
@@ -113,22 +114,34 @@ func capabilities(h HostConfig) ([]string, error) {
 	}
 	set := map[string]bool{}
 	for _, c := range defaultCaps {
-		set[c] = true
-	}
-	for _, c := range h.CapDrop {
-		n := capName(c)
-		if n == "CAP_ALL" {
-			set = map[string]bool{}
-			continue
+		// A default the host cannot give is left out rather than failing
+		// every container here.
+		if have(c) {
+			set[c] = true
 		}
-		if !known[n] {
-			return nil, invalid("--cap-drop %s: unknown capability", c)
-		}
-		delete(set, n)
 	}
+	drop := func() error {
+		for _, c := range h.CapDrop {
+			n := capName(c)
+			if n == "CAP_ALL" {
+				set = map[string]bool{}
+				continue
+			}
+			if !known[n] {
+				return invalid("--cap-drop %s: unknown capability", c)
+			}
+			delete(set, n)
+		}
+		return nil
+	}
+	if err := drop(); err != nil {
+		return nil, err
+	}
+	addsAll := false
 	for _, c := range h.CapAdd {
 		n := capName(c)
 		if n == "CAP_ALL" {
+			addsAll = true
 			for _, a := range allCaps {
 				if have(a) {
 					set[a] = true
@@ -143,6 +156,15 @@ func capabilities(h HostConfig) ([]string, error) {
 			return nil, invalid("--cap-add %s: this host's capability bounding set does not have it, so no container here can", c)
 		}
 		set[n] = true
+	}
+	// As in Docker, --cap-add ALL --cap-drop X is everything but X (a drop
+	// of ALL still yields to the adds named).
+	if addsAll {
+		for _, c := range h.CapDrop {
+			if n := capName(c); n != "CAP_ALL" {
+				delete(set, n)
+			}
+		}
 	}
 	out := make([]string, 0, len(set))
 	for c := range set {
@@ -216,6 +238,9 @@ func (e *ExecError) Error() string { return e.Msg }
 // PATH when it has no slash) and says why it cannot run, before a runtime
 // is bothered with it.
 func checkExecutable(rootfs, argv0 string, env []string, cwd string) error {
+	if argv0 == "" {
+		return &ExecError{Code: 127, Msg: `exec: "": executable file not found in $PATH`}
+	}
 	candidates := []string{argv0}
 	if !strings.Contains(argv0, "/") {
 		pathVar := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -286,7 +311,9 @@ func (e *Engine) buildSpec(c *Container, rootfs string) (*specs.Spec, error) {
 	if !hasEnv("PATH") {
 		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	}
-	env = append(env, "HOSTNAME="+c.Config.Hostname)
+	if !hasEnv("HOSTNAME") {
+		env = append(env, "HOSTNAME="+c.Config.Hostname)
+	}
 	if c.Config.Tty && !hasEnv("TERM") {
 		env = append(env, "TERM=xterm")
 	}
@@ -413,6 +440,9 @@ func (e *Engine) buildSpec(c *Container, rootfs string) (*specs.Spec, error) {
 			if m.Options != "" {
 				opts = append(opts, strings.Split(m.Options, ",")...)
 			}
+			if !m.RW {
+				opts = append(opts, "ro")
+			}
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Destination, Type: "tmpfs", Source: "tmpfs", Options: opts})
 		default:
 			opts := []string{"rbind", "rprivate"}
@@ -475,7 +505,7 @@ func hostDevices() []specs.LinuxDevice {
 		if fi.IsDir() && (p == "/dev/pts" || p == "/dev/shm" || p == "/dev/mqueue") {
 			return filepath.SkipDir
 		}
-		st, ok := fi.Sys().(*unix.Stat_t)
+		st, ok := fi.Sys().(*syscall.Stat_t)
 		if !ok {
 			return nil
 		}

@@ -148,8 +148,9 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Contai
 	}
 	run := e.runDir(c.ID)
 	// What an earlier run left (its runtime state, exit record) goes.
-	rt := e.runtime(c)
-	rt.Delete(ctx, c.ID, true)
+	if rt := e.runtime(c); rt.HasState(c.ID) {
+		rt.Delete(ctx, c.ID, true)
+	}
 	os.Remove(filepath.Join(run, "exit.json"))
 	if err := os.MkdirAll(run, 0o700); err != nil {
 		return nil, err
@@ -326,7 +327,7 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 		if err != nil {
 			return -1, err
 		}
-		c = e.reconcile(ctx, c)
+		c, _ = e.reconcile(ctx, c)
 		if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
 			return c.State.ExitCode, nil
 		}
@@ -506,7 +507,9 @@ func (e *Engine) remove(ctx context.Context, c *Container, volumes bool) error {
 	if err != nil {
 		return err
 	}
-	e.runtime(c).Delete(ctx, c.ID, true)
+	if rt := e.runtime(c); rt.HasState(c.ID) {
+		rt.Delete(ctx, c.ID, true)
+	}
 	e.unmountRootfs(c)
 	// The record goes first: from here on the container does not exist,
 	// and what is left below is garbage, not a half container.

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,6 +67,16 @@ func Find(name, besides, stateRoot string) (*Runtime, error) {
 	}
 	base := filepath.Base(name)
 	return &Runtime{Name: name, Path: path, Root: filepath.Join(stateRoot, sanitize(base))}, nil
+}
+
+// HasState reports whether the runtime may hold state for a container.
+// runc, crun and berth-runtime keep a directory per container under their
+// --root; where it is absent there is nothing to delete, and the engine
+// saves a runtime call (a process start) on the hot path of every run.
+// Only a definite "not there" says no.
+func (r *Runtime) HasState(id string) bool {
+	_, err := os.Lstat(filepath.Join(r.Root, id))
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 func isExecutable(p string) bool {

@@ -239,6 +239,9 @@ func (a *app) attachAndStart(ctx context.Context, e *container.Engine, c *contai
 		return -1, err
 	}
 	defer cl.Close()
+	// This process has the store open already: doing the cleanup here at
+	// exit spares the monitor starting berth for it.
+	cl.TakeCleanup()
 	stdinFile, _ := a.stdin.(*os.File)
 	tty := c.Config.Tty && stdinFile != nil && term.IsTerminal(int(stdinFile.Fd()))
 	if tty {
@@ -306,6 +309,11 @@ func (a *app) attachAndStart(ctx context.Context, e *container.Engine, c *contai
 		if errors.Is(r.err, monitor.ErrDetached) {
 			// The monitor went away without an exit frame: ask the record.
 			return e.Wait(context.WithoutCancel(ctx), c.ID)
+		}
+		if r.err == nil && cl.CleanupIsYours() {
+			if err := e.Cleanup(context.WithoutCancel(ctx), c.ID); err == nil {
+				cl.CleanedUp()
+			}
 		}
 		return r.code, r.err
 	case <-detached:

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,11 @@ type client struct {
 	conn net.Conn
 	out  chan frame
 	done chan struct{}
+	// takes: the client asked to do the cleanup at exit (FrameTakeCleanup);
+	// cleaned: it reported it done; gone is closed when it disconnects.
+	takes   bool
+	cleaned bool
+	gone    chan struct{}
 }
 
 type frame struct {
@@ -110,6 +116,9 @@ func (m *monitor) run() error {
 	}
 	m.syn.Close()
 	m.syn = nil
+	// From here on the monitor mostly sleeps: hand back what setting up
+	// took, so that an idle container costs only what it holds.
+	debug.FreeOSMemory()
 
 	code, sig := <-exited, 0
 	if code > 128 {
@@ -128,17 +137,59 @@ func (m *monitor) run() error {
 	}
 	b, _ := json.Marshal(Exit{Code: code, FinishedAt: time.Now().UTC(), Signal: sig})
 	atomicfile.WriteFile(filepath.Join(m.cfg.RunDir, "exit.json"), b, 0o600)
-	if len(m.cfg.ExitCommand) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		cmd := exec.CommandContext(ctx, m.cfg.ExitCommand[0], m.cfg.ExitCommand[1:]...)
-		cmd.Run()
-		cancel()
-	}
-	var p [4]byte
-	binary.BigEndian.PutUint32(p[:], uint32(int32(code)))
-	m.broadcast(frame{FrameExit, p[:]})
+	m.exit(code)
 	m.closeClients()
 	return nil
+}
+
+// exit tells the clients the exit code and sees the cleanup done: by the
+// attached client that asked for it (the foreground CLI, which has the
+// store open already, saving a process start on every run), or by the
+// exit command when no client asked, or when the one that did went away
+// without reporting the cleanup done.
+func (m *monitor) exit(code int) {
+	frameFor := func(yours bool) frame {
+		p := make([]byte, 5)
+		binary.BigEndian.PutUint32(p, uint32(int32(code)))
+		if yours {
+			p[4] = 1
+		}
+		return frame{FrameExit, p}
+	}
+	m.mu.Lock()
+	var taker *client
+	for c := range m.clients {
+		if c.takes {
+			taker = c
+			break
+		}
+	}
+	m.mu.Unlock()
+	if taker != nil {
+		m.send(taker, frameFor(true))
+		select {
+		case <-taker.gone:
+		case <-time.After(2 * time.Minute):
+		}
+		m.mu.Lock()
+		cleaned := taker.cleaned
+		m.mu.Unlock()
+		if cleaned {
+			m.broadcast(frameFor(false))
+			return
+		}
+	}
+	m.runExitCommand()
+	m.broadcast(frameFor(false))
+}
+
+func (m *monitor) runExitCommand() {
+	if len(m.cfg.ExitCommand) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	exec.CommandContext(ctx, m.cfg.ExitCommand[0], m.cfg.ExitCommand[1:]...).Run()
 }
 
 // listen opens the attach socket before the container exists, so that a
@@ -308,7 +359,7 @@ func (m *monitor) accept(ln net.Listener) {
 		if err != nil {
 			return
 		}
-		c := &client{conn: conn, out: make(chan frame, 1024), done: make(chan struct{})}
+		c := &client{conn: conn, out: make(chan frame, 1024), done: make(chan struct{}), gone: make(chan struct{})}
 		m.mu.Lock()
 		m.clients[c] = true
 		m.mu.Unlock()
@@ -383,6 +434,7 @@ func (m *monitor) closeClients() {
 }
 
 func (m *monitor) serveReads(c *client) {
+	defer close(c.gone)
 	defer m.drop(c)
 	for {
 		typ, p, err := readFrame(c.conn)
@@ -396,6 +448,14 @@ func (m *monitor) serveReads(c *client) {
 				continue
 			}
 			m.send(c, frame{FrameStarted, []byte(strconv.Itoa(m.pid))})
+		case FrameTakeCleanup:
+			m.mu.Lock()
+			c.takes = true
+			m.mu.Unlock()
+		case FrameCleanedUp:
+			m.mu.Lock()
+			c.cleaned = true
+			m.mu.Unlock()
 		case FrameStdin:
 			if m.stdin != nil {
 				m.stdin.Write(p)

@@ -41,12 +41,19 @@ const (
 	FrameResize byte = 'r' // rows, cols (uint16 each)
 	FrameSignal byte = 's' // a signal for the container's init (int32)
 	FrameStart  byte = 'S' // start the created container (attach first, then start)
+	// FrameTakeCleanup: at exit, hand the cleanup (berth container
+	// cleanup's work) to this client instead of running the exit command.
+	FrameTakeCleanup byte = 'c'
+	FrameCleanedUp   byte = 'd' // the client did the cleanup it took
 	// monitor to client
 	FrameStdout  byte = 'o'
 	FrameStderr  byte = 'E'
 	FrameStarted byte = 'k' // the container runs (payload: pid)
 	FrameFailed  byte = 'X' // start failed (payload: the error)
-	FrameExit    byte = 'x' // the container exited and was cleaned up (int32 code)
+	// FrameExit: the container exited (int32 code). A fifth byte of 1 says
+	// the cleanup is the receiving client's to do (it sent
+	// FrameTakeCleanup); otherwise it was done.
+	FrameExit byte = 'x'
 )
 
 // Config is what the CLI tells a monitor.
@@ -137,6 +144,8 @@ func socketPath(dir, name string) (string, *os.File, error) {
 type Client struct {
 	conn net.Conn
 	dir  *os.File
+	// cleanupYours: the exit frame handed the cleanup to this client.
+	cleanupYours bool
 }
 
 // Dial connects to the monitor of the container whose run directory is
@@ -164,6 +173,23 @@ func (c *Client) Close() error {
 // the answer.
 func (c *Client) Start() error {
 	return writeFrame(c.conn, FrameStart, nil)
+}
+
+// TakeCleanup asks the monitor to leave the cleanup at exit to this
+// client: after Receive returns with CleanupIsYours, the client cleans up
+// and calls CleanedUp. Should the client go away first, the monitor runs
+// its exit command as it would have.
+func (c *Client) TakeCleanup() error {
+	return writeFrame(c.conn, FrameTakeCleanup, nil)
+}
+
+// CleanupIsYours reports whether the exit Receive returned handed the
+// cleanup to this client.
+func (c *Client) CleanupIsYours() bool { return c.cleanupYours }
+
+// CleanedUp tells the monitor the cleanup it handed over is done.
+func (c *Client) CleanedUp() error {
+	return writeFrame(c.conn, FrameCleanedUp, nil)
 }
 
 // Resize sets the container's terminal size.
@@ -238,10 +264,11 @@ func (c *Client) Receive(stdout, stderr io.Writer, started func(pid int)) (int, 
 		case FrameFailed:
 			return -1, &StartError{Msg: string(p)}
 		case FrameExit:
-			if len(p) == 4 {
-				return int(int32(binary.BigEndian.Uint32(p))), nil
+			if len(p) != 4 && len(p) != 5 {
+				return -1, errors.New("bad exit frame")
 			}
-			return -1, errors.New("bad exit frame")
+			c.cleanupYours = len(p) == 5 && p[4] == 1
+			return int(int32(binary.BigEndian.Uint32(p[:4]))), nil
 		}
 	}
 }
