@@ -129,8 +129,11 @@ func message(stderr []byte) string {
 		}
 		if j := strings.Index(l, "msg="); j >= 0 {
 			m := l[j+4:]
-			if uq, err := strconv.Unquote(m); err == nil {
-				return uq
+			// Quoted, and maybe followed by more key=value fields.
+			if q, err := strconv.QuotedPrefix(m); err == nil {
+				if uq, err := strconv.Unquote(q); err == nil {
+					return uq
+				}
 			}
 			if k := strings.Index(m, " level="); k >= 0 {
 				m = m[:k]
@@ -357,11 +360,14 @@ func (r *Runtime) ExecCmd(ctx context.Context, id string, proc *specs.Process, o
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return nil, nil, err
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	f.Close()
+	if err != nil {
+		os.Remove(f.Name())
+		return nil, nil, fmt.Errorf("exec in %s: write the process file: %w", id, err)
+	}
 	cleanup := func() { os.Remove(f.Name()) }
 	args := []string{"exec", "--process", f.Name()}
 	if proc.Terminal {

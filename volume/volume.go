@@ -94,6 +94,10 @@ func (s *Store) Create(name string, labels map[string]string, anonymous bool) (*
 	defer l.Unlock()
 	if v, err := s.get(name); err == nil {
 		return v, nil
+	} else if !errdefs.IsNotFound(err) {
+		// A record that cannot be read is not replaced: that would lose
+		// its labels and make the engine fill it from an image again.
+		return nil, fmt.Errorf("create volume %s: %w", name, err)
 	}
 	if err := os.MkdirAll(filepath.Join(s.dir, name, "_data"), 0o755); err != nil {
 		return nil, fmt.Errorf("create volume %s: %w", name, err)
@@ -201,6 +205,9 @@ func (s *Store) Remove(name string) error {
 
 // Size is the bytes of a volume's content.
 func (s *Store) Size(name string) int64 {
+	if !ValidName(name) {
+		return 0
+	}
 	var n int64
 	filepath.WalkDir(filepath.Join(s.dir, name, "_data"), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 
@@ -18,8 +19,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: berth-monitor CONFIG (started by berth, not by hand)")
 		os.Exit(2)
 	}
-	// An idle monitor should cost little: collect garbage early.
+	// An idle monitor should cost little: one P (it copies a few streams
+	// and mostly sleeps; one P means one GC worker and one mcache), and
+	// garbage collected early.
+	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(20)
+	runtime.MemProfileRate = 0 // no profile buckets for a profile nobody reads
 	b, err := os.ReadFile(os.Args[1])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "berth-monitor:", err)

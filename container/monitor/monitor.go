@@ -107,7 +107,7 @@ func (m *monitor) run() error {
 	m.sync(Sync{Event: "created", Pid: m.pid})
 	exited := m.waitInit()
 	if !m.cfg.WaitStart {
-		if err := m.start(); err != nil {
+		if err := m.start(nil); err != nil {
 			m.sync(Sync{Event: "error", Error: err.Error()})
 			m.rt.Delete(context.Background(), m.cfg.ID, true)
 			return nil
@@ -120,10 +120,11 @@ func (m *monitor) run() error {
 	// took, so that an idle container costs only what it holds.
 	debug.FreeOSMemory()
 
-	code, sig := <-exited, 0
-	if code > 128 {
-		sig = code - 128
-	}
+	st := <-exited
+	code, sig := st.code, st.signal
+	// A start still answering its client answers before the exit goes out.
+	m.startMu.Lock()
+	m.startMu.Unlock()
 	// The container is gone; its output ends once every process holding a
 	// stdio pipe has gone too (a pid namespace ends with its init).
 	done := make(chan struct{})
@@ -280,29 +281,37 @@ func (m *monitor) create(outputs *sync.WaitGroup) error {
 	return nil
 }
 
-// start runs `runtime start` once.
-func (m *monitor) start() error {
+// start runs `runtime start` once. reply, if set, runs once the container
+// started, under the same lock the exit takes first: a client's "started"
+// answer is queued before the exit frame, however short the container.
+func (m *monitor) start(reply func()) error {
 	m.startMu.Lock()
 	defer m.startMu.Unlock()
-	if m.started {
-		return nil
+	if !m.started {
+		if err := m.rt.Start(context.Background(), m.cfg.ID); err != nil {
+			return err
+		}
+		m.started = true
 	}
-	if err := m.rt.Start(context.Background(), m.cfg.ID); err != nil {
-		return err
+	if reply != nil {
+		reply()
 	}
-	m.started = true
 	return nil
 }
 
+// exitStatus is how the init ended: its code (128+signal for a signal, as
+// shells report it) and the signal that killed it, if one did.
+type exitStatus struct{ code, signal int }
+
 // waitInit waits for the container's init through a pidfd (waitid on it
 // reaps only the init, never the runtime commands this process runs) and
-// delivers its exit code, 128+signal for a signal, as shells report it.
-func (m *monitor) waitInit() <-chan int {
-	ch := make(chan int, 1)
+// delivers how it ended; 255 when that cannot be known.
+func (m *monitor) waitInit() <-chan exitStatus {
+	ch := make(chan exitStatus, 1)
 	go func() {
 		fd, err := unix.PidfdOpen(m.pid, 0)
 		if err != nil {
-			ch <- 255
+			ch <- exitStatus{code: 255}
 			return
 		}
 		defer unix.Close(fd)
@@ -313,15 +322,15 @@ func (m *monitor) waitInit() <-chan int {
 				continue
 			}
 			if err != nil {
-				ch <- 255
+				ch <- exitStatus{code: 255}
 				return
 			}
 			code, status := siginfoStatus(&info)
 			switch code {
 			case 1: // CLD_EXITED
-				ch <- status
+				ch <- exitStatus{code: status}
 			default: // killed or dumped
-				ch <- 128 + status
+				ch <- exitStatus{code: 128 + status, signal: status}
 			}
 			return
 		}
@@ -443,11 +452,9 @@ func (m *monitor) serveReads(c *client) {
 		}
 		switch typ {
 		case FrameStart:
-			if err := m.start(); err != nil {
+			if err := m.start(func() { m.send(c, frame{FrameStarted, []byte(strconv.Itoa(m.pid))}) }); err != nil {
 				m.send(c, frame{FrameFailed, []byte(err.Error())})
-				continue
 			}
-			m.send(c, frame{FrameStarted, []byte(strconv.Itoa(m.pid))})
 		case FrameTakeCleanup:
 			m.mu.Lock()
 			c.takes = true

@@ -748,13 +748,15 @@ func TestWaitInit(t *testing.T) {
 		script string
 		signal os.Signal // sent once it runs
 		want   int
+		sig    int // the signal waitInit must report
 	}{
-		{"exit 0", "exit 0", nil, 0},
-		{"exit 7", "exit 7", nil, 7},
-		{"exit 255", "exit 255", nil, 255},
-		{"killed", "kill -KILL $$", nil, 137},
-		{"aborted", "kill -ABRT $$", nil, 134}, // CLD_DUMPED when core dumps are on
-		{"terminated", "exec sleep 30", unix.SIGTERM, 143},
+		{"exit 0", "exit 0", nil, 0, 0},
+		{"exit 7", "exit 7", nil, 7, 0},
+		{"exit 130 is no signal", "exit 130", nil, 130, 0},
+		{"exit 255", "exit 255", nil, 255, 0},
+		{"killed", "kill -KILL $$", nil, 137, 9},
+		{"aborted", "kill -ABRT $$", nil, 134, 6}, // CLD_DUMPED when core dumps are on
+		{"terminated", "exec sleep 30", unix.SIGTERM, 143, 15},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -770,9 +772,12 @@ func TestWaitInit(t *testing.T) {
 				p.Signal(tt.signal)
 			}
 			select {
-			case code := <-ch:
-				if code != tt.want {
-					t.Fatalf("waitInit = %d, want %d", code, tt.want)
+			case st := <-ch:
+				if st.code != tt.want {
+					t.Fatalf("waitInit = %d, want %d", st.code, tt.want)
+				}
+				if st.signal != tt.sig {
+					t.Fatalf("waitInit signal = %d, want %d", st.signal, tt.sig)
 				}
 			case <-time.After(10 * time.Second):
 				p.Kill()
@@ -788,9 +793,9 @@ func TestWaitInitNotAChild(t *testing.T) {
 	for _, pid := range []int{-1, os.Getppid()} {
 		m := &monitor{pid: pid}
 		select {
-		case code := <-m.waitInit():
-			if code != 255 {
-				t.Errorf("waitInit of pid %d = %d, want 255", pid, code)
+		case st := <-m.waitInit():
+			if st.code != 255 || st.signal != 0 {
+				t.Errorf("waitInit of pid %d = %+v, want code 255, no signal", pid, st)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("waitInit of pid %d hangs", pid)
