@@ -1,6 +1,7 @@
 package container
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/berthproject/berth/errdefs"
+	"github.com/berthproject/berth/seccomp"
 	"github.com/berthproject/berth/seccomp/profile"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/user"
@@ -404,6 +406,18 @@ func (e *Engine) buildSpec(c *Container, rootfs string) (*specs.Spec, error) {
 		s.Linux.Seccomp = sc
 	default:
 		s.Linux.Seccomp = profile.Default(caps)
+	}
+	if s.Linux.Seccomp != nil && seccomp.Cacheable(s.Linux.Seccomp) {
+		// Compiling the profile is the dearest step of a start in crun and
+		// berth-runtime; compiled once and kept, it travels precompiled
+		// (runc ignores the annotation and compiles linux.seccomp, which
+		// stays). Any failure here only leaves the compiling to the runtime.
+		if prog, err := (seccomp.Cache{Dir: filepath.Join(e.root, "seccomp")}).Program(s.Linux.Seccomp); err == nil {
+			if s.Annotations == nil {
+				s.Annotations = map[string]string{}
+			}
+			s.Annotations[seccomp.BPFAnnotation] = base64.StdEncoding.EncodeToString(prog)
+		}
 	}
 	for _, u := range h.Ulimits {
 		s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_" + strings.ToUpper(u.Name), Soft: uint64(u.Soft), Hard: uint64(u.Hard)})

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/berthproject/berth/errdefs"
+	"github.com/berthproject/berth/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -877,5 +879,32 @@ func TestHostDevices(t *testing.T) {
 		if strings.HasPrefix(d.Path, "/dev/pts/") {
 			t.Errorf("%s listed: /dev/pts is the container's own", d.Path)
 		}
+	}
+}
+
+// TestBuildSpecSeccompProgram: the profile also travels compiled, in crun's
+// annotation, from a cache in the store; unconfined has neither.
+func TestBuildSpecSeccompProgram(t *testing.T) {
+	e := &Engine{root: t.TempDir(), binDir: t.TempDir()}
+	c := specContainer()
+	s, err := e.buildSpec(c, testRootfs(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := base64.StdEncoding.DecodeString(s.Annotations[seccomp.BPFAnnotation])
+	if err != nil || len(prog) == 0 || len(prog)%8 != 0 || s.Linux.Seccomp == nil {
+		t.Fatalf("annotation %d bytes (%v), linux.seccomp %v: want the compiled default profile beside the profile", len(prog), err, s.Linux.Seccomp != nil)
+	}
+	kept, _ := filepath.Glob(filepath.Join(e.root, "seccomp", "*.bpf"))
+	if len(kept) != 1 {
+		t.Fatalf("cache holds %v, want one program", kept)
+	}
+	c.HostConfig.SecurityOpt = []string{"seccomp=unconfined"}
+	s, err = e.buildSpec(c, testRootfs(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Annotations[seccomp.BPFAnnotation]; ok || s.Linux.Seccomp != nil {
+		t.Fatal("seccomp=unconfined still has a filter")
 	}
 }

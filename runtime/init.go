@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -205,10 +206,33 @@ func preserved(n int) []int {
 // seccompLoader returns the callback that process.Prepare calls at the
 // right moment to load the filter; nil when the spec has none.
 func seccompLoader(spec *specs.Spec, ic *initConfig, listener *net.UnixConn) func() error {
-	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+	var cfg *specs.LinuxSeccomp
+	if spec.Linux != nil {
+		cfg = spec.Linux.Seccomp
+	}
+	if data, ok := spec.Annotations[seccomp.BPFAnnotation]; ok {
+		// A precompiled program (crun's annotation): loaded instead of
+		// compiling linux.seccomp, whose flags still apply.
+		prog, err := base64.StdEncoding.DecodeString(data)
+		if err != nil {
+			err = fmt.Errorf("annotations[%q]: not base64: %w", seccomp.BPFAnnotation, err)
+		} else if cfg != nil && !seccomp.Cacheable(cfg) {
+			err = fmt.Errorf("annotations[%q]: cannot stand for a linux.seccomp with SCMP_ACT_NOTIFY or flags other than TSYNC, LOG and SPEC_ALLOW", seccomp.BPFAnnotation)
+		}
+		var flags []specs.LinuxSeccompFlag
+		if cfg != nil {
+			flags = cfg.Flags
+		}
+		return func() error {
+			if err != nil {
+				return err
+			}
+			return seccomp.LoadProgram(prog, flags)
+		}
+	}
+	if cfg == nil {
 		return nil
 	}
-	cfg := spec.Linux.Seccomp
 	// Compile now, before process.Prepare applies the rlimits: a small
 	// RLIMIT_AS would leave libseccomp no memory to build the filter.
 	f, compileErr := seccomp.Compile(cfg)

@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/berthproject/berth/internal/testutil"
 	"github.com/berthproject/berth/runtime/bundle"
+	"github.com/berthproject/berth/seccomp"
 )
 
 // harness drives the real berth-runtime binary with a private --root.
@@ -238,6 +240,30 @@ func TestExec(t *testing.T) {
 	h.must("delete", "-f", id)
 }
 
+// TestSeccompProgramAnnotation: a precompiled program in crun's annotation
+// is what the container gets, in place of compiling linux.seccomp.
+func TestSeccompProgramAnnotation(t *testing.T) {
+	h := newHarness(t)
+	prof := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}}}
+	f, err := seccomp.Compile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := f.Program()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := spec("sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/d && echo made")
+	// linux.seccomp allows everything: only the annotation refuses mkdir.
+	s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
+	s.Annotations = map[string]string{seccomp.BPFAnnotation: base64.StdEncoding.EncodeToString(prog)}
+	out, errOut, code := h.run("run", "--bundle", testutil.Bundle(t, s), uniqueID(t))
+	if code == 0 || strings.Contains(out, "made") || !strings.Contains(out, "Seccomp:\t2") || !strings.Contains(errOut, "Operation not permitted") {
+		t.Fatalf("exit %d, stdout %q, stderr %q: want mkdir refused by the annotation's program", code, out, errOut)
+	}
+}
+
 func TestMemoryLimitKills(t *testing.T) {
 	h := newHarness(t)
 	s := spec("sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1 && echo survived")
@@ -274,6 +300,14 @@ func TestBadInput(t *testing.T) {
 			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_ALLOW", Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: "SCMP_ACT_BOGUS"}}}
 			return nil
 		}, "linux.seccomp"},
+		{"badbpfannotation", func(t *testing.T, dir string, s *specs.Spec) []byte {
+			s.Annotations = map[string]string{seccomp.BPFAnnotation: "not base64!"}
+			return nil
+		}, seccomp.BPFAnnotation},
+		{"shortbpfannotation", func(t *testing.T, dir string, s *specs.Spec) []byte {
+			s.Annotations = map[string]string{seccomp.BPFAnnotation: base64.StdEncoding.EncodeToString([]byte("12345"))}
+			return nil
+		}, "BPF instructions"},
 		{"unknownns", func(t *testing.T, dir string, s *specs.Spec) []byte {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "bogus"})
 			return nil

@@ -28,6 +28,9 @@ const (
 	childEnv   = "BERTH_SECCOMP_TEST_CHILD"
 	profileEnv = "BERTH_SECCOMP_TEST_PROFILE"
 	stepsEnv   = "BERTH_SECCOMP_TEST_STEPS"
+	// rawEnv: load the compiled program with LoadProgram instead of
+	// through libseccomp, as a runtime given BPFAnnotation does.
+	rawEnv = "BERTH_SECCOMP_TEST_RAW"
 )
 
 func TestMain(m *testing.M) {
@@ -50,6 +53,12 @@ type childResult struct {
 // started, if set, gets the child's pid as soon as it runs.
 func runChild(t *testing.T, c *specs.LinuxSeccomp, steps []string, started func(pid int)) childResult {
 	t.Helper()
+	return runChildMode(t, c, steps, started, false)
+}
+
+// runChildMode is runChild; raw loads the filter as a raw program.
+func runChildMode(t *testing.T, c *specs.LinuxSeccomp, steps []string, started func(pid int), raw bool) childResult {
+	t.Helper()
 	prof, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +72,9 @@ func runChild(t *testing.T, c *specs.LinuxSeccomp, steps []string, started func(
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	// The race runtime otherwise sleeps a second at exit.
 	cmd.Env = append(os.Environ(), childEnv+"=1", profileEnv+"="+string(prof), stepsEnv+"="+string(st), "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
+	if raw {
+		cmd.Env = append(cmd.Env, rawEnv+"=1")
+	}
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -116,7 +128,15 @@ func child() int {
 		fmt.Fprintln(os.Stderr, "child: compile:", err)
 		return 101
 	}
-	fd, err := f.Load()
+	var fd int
+	if os.Getenv(rawEnv) != "" {
+		var prog []byte
+		if prog, err = f.Program(); err == nil {
+			fd, err = -1, LoadProgram(prog, c.Flags)
+		}
+	} else {
+		fd, err = f.Load()
+	}
 	f.Close()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: load:", err)

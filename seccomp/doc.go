@@ -10,6 +10,11 @@
 //     in runtime-spec JSON terms;
 //   - Compile and Filter.Load: the filter built with libseccomp (through
 //     libseccomp-golang, cgo), loaded on every thread of the calling process;
+//   - Filter.Program, LoadProgram and Cache: the compiled filter as a raw
+//     program, loaded by the kernel directly, and kept on disk per
+//     configuration, so that the engine compiles a profile once and hands
+//     it over in crun's run.oci.seccomp_bpf_data annotation (BPFAnnotation),
+//     which crun and berth-runtime load instead of compiling again;
 //   - SendListener: the runtime-spec "container process state" message with
 //     the listener fd in SCM_RIGHTS (SendListenerConn on an open connection);
 //   - Default: the profile (package seccomp/profile, profile/default.json) with its capability-,
