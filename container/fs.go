@@ -235,14 +235,43 @@ func withoutMountpoints(c *Container, root string, cs []archive.Change) []archiv
 		points[m.Destination] = true
 	}
 	out := cs[:0]
+	var dropped []string
 	for _, ch := range cs {
 		if ch.Kind == archive.ChangeAdd && points[ch.Path] {
 			fi, err := os.Lstat(filepath.Join(root, ch.Path))
 			if err == nil && (fi.Mode().IsRegular() && fi.Size() == 0 || fi.IsDir() && isEmptyDir(filepath.Join(root, ch.Path))) {
+				dropped = append(dropped, ch.Path)
 				continue
 			}
 		}
 		out = append(out, ch)
+	}
+	// A directory that shows as changed only because a mount point was
+	// made in it (/etc for /etc/hosts) is not the container's change
+	// either; Docker keeps those in an init layer of their own.
+	under := func(dir, p string) bool { return strings.HasPrefix(p, dir+"/") }
+	// Deepest first, so that /var goes once /var/lib has gone.
+	for changed := true; changed; {
+		changed = false
+		kept := out[:0]
+		for _, ch := range out {
+			if ch.Kind == archive.ChangeModify {
+				holdsPoint, holdsChange := false, false
+				for _, d := range dropped {
+					holdsPoint = holdsPoint || under(ch.Path, d)
+				}
+				for _, o := range out {
+					holdsChange = holdsChange || under(ch.Path, o.Path)
+				}
+				if holdsPoint && !holdsChange {
+					dropped = append(dropped, ch.Path)
+					changed = true
+					continue
+				}
+			}
+			kept = append(kept, ch)
+		}
+		out = kept
 	}
 	return out
 }

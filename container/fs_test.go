@@ -90,3 +90,35 @@ func TestIsEmptyDir(t *testing.T) {
 		}
 	}
 }
+
+// TestWithoutMountpointsParents: a directory changed only by the mount
+// points made in it goes too; one holding a change of the container stays.
+func TestWithoutMountpointsParents(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, "etc/hosts", "", 0o644)
+	writeFile(t, root, "etc/resolv.conf", "", 0o644)
+	writeFile(t, root, "tmp/note", "x", 0o644)
+	os.MkdirAll(filepath.Join(root, "var/lib/data"), 0o755)
+	c := &Container{Mounts: []Mount{{Type: "volume", Destination: "/var/lib/data"}}}
+	mod := func(p string) archive.Change { return archive.Change{Kind: archive.ChangeModify, Path: p} }
+	add := func(p string) archive.Change { return archive.Change{Kind: archive.ChangeAdd, Path: p} }
+	for _, tt := range []struct {
+		name string
+		in   []archive.Change
+		want []string
+	}{
+		{"only mount points", []archive.Change{mod("/etc"), add("/etc/hosts"), add("/etc/resolv.conf")}, nil},
+		{"nested mount point", []archive.Change{mod("/var"), mod("/var/lib"), add("/var/lib/data")}, nil},
+		{"a real change beside them", []archive.Change{mod("/etc"), add("/etc/hosts"), add("/etc/passwd")}, []string{"C /etc", "A /etc/passwd"}},
+		{"a change elsewhere", []archive.Change{mod("/etc"), add("/etc/hosts"), mod("/tmp"), add("/tmp/note")}, []string{"C /tmp", "A /tmp/note"}},
+		{"a changed dir without mount points stays", []archive.Change{mod("/tmp")}, []string{"C /tmp"}},
+	} {
+		var got []string
+		for _, ch := range withoutMountpoints(c, root, slices.Clone(tt.in)) {
+			got = append(got, string(ch.Kind)+" "+ch.Path)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -161,6 +161,56 @@ $B image unmount demo/hostile:1 >/dev/null
 if [ -e /tmp/berth-demo-pwned ] || [ -e /tmp/berth-demo-pwned2 ]; then echo "ESCAPED" >&2; exit 1; fi
 echo "nothing reached the host's /tmp: both files landed inside the image"
 
+# ---- containers: berth run and friends ---------------------------------
+cleanup_containers() { $B rm -f $($B ps -aq 2>/dev/null) >/dev/null 2>&1 || true; }
+trap 'cleanup_containers; cleanup_images; cleanup' EXIT
+
+say "berth run: the container's output and its own exit code"
+$B run --rm demo/busybox:1 echo "hello from a container"
+set +e
+$B run --rm demo/busybox:1 sh -c 'exit 3'; echo "exit code: $?"
+$B run --rm demo/busybox:1 no-such-command; echo "exit code: $? (127: not found)"
+$B run --rm demo/busybox:1 /etc/passwd; echo "exit code: $? (126: not executable)"
+set -e
+
+say "a service: a named volume for its data, its configuration bind-mounted from the host"
+mkdir -p "$work/conf" && echo "greeting=hello" > "$work/conf/app.conf"
+$B volume create appdata >/dev/null
+$B run -d --name svc -v appdata:/data -v "$work/conf/app.conf:/etc/app.conf:ro" --memory 64m --pids-limit 64 \
+	demo/busybox:1 sh -c 'echo "started with $(cat /etc/app.conf)"; i=0; while true; do i=$((i+1)); echo "tick $i" >> /data/ticks; sleep 0.2; done' >/dev/null
+sleep 0.5
+$B ps
+$B logs svc
+echo "greeting=edited on the host" > "$work/conf/app.conf"
+echo "after editing the file on the host, the container reads: $($B exec svc cat /etc/app.conf)"
+$B exec svc sh -c 'echo "inside: hostname $(hostname), pid 1 is $(cat /proc/1/comm), $(wc -l < /data/ticks) ticks so far"'
+$B top svc
+$B stats --no-stream svc
+
+say "stop (SIGTERM, then SIGKILL after the timeout), remove: the volume's data stays"
+$B stop -t 1 svc
+$B ps -a --format '{{.Names}}: {{.Status}}'
+$B rm svc
+$B run --rm -v appdata:/data demo/busybox:1 sh -c 'echo "a new container sees $(wc -l < /data/ticks) ticks in the volume"'
+$B volume ls
+
+say "cp, diff and commit: a change to a container becomes an image that runs with it"
+$B run -d --name work demo/busybox:1 sleep 600 >/dev/null
+echo "made on the host" > "$work/note.txt"
+$B cp "$work/note.txt" work:/tmp/note.txt
+$B exec work sh -c 'echo "made inside" > /tmp/inside.txt'
+$B cp work:/tmp/inside.txt "$work/inside.txt" && echo "copied out: $(cat "$work/inside.txt")"
+$B diff work
+$B commit -m "add notes" -c 'CMD ["cat", "/tmp/note.txt", "/tmp/inside.txt"]' work demo/notes:1
+$B rm -f work >/dev/null
+$B run --rm demo/notes:1
+
+say "--rm leaves nothing: no record, no mount, no snapshot"
+before=$(grep -c "$work" /proc/self/mountinfo || true)
+$B run --rm demo/busybox:1 true
+$B ps -aq | wc -l | sed 's/^/containers left: /'
+echo "mounts under the demo's directories: $before before and $(grep -c "$work" /proc/self/mountinfo || true) after"
+
 say "system check: every blob re-hashed, every layer chain walked"
 $B system check
 say "done"
