@@ -638,11 +638,7 @@ func volumeLsCmd(a *app) *cobra.Command {
 		Short:   "List volumes",
 		Args:    exactArgs(0, "none"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vs, err := a.volumeStore()
-			if err != nil {
-				return err
-			}
-			e, err := a.containers()
+			vs, e, err := a.volumesAndContainers()
 			if err != nil {
 				return err
 			}
@@ -768,11 +764,7 @@ func volumeRmCmd(a *app) *cobra.Command {
 		Short:   "Remove volumes",
 		Args:    minArgs(1, "the volumes"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vs, err := a.volumeStore()
-			if err != nil {
-				return err
-			}
-			e, err := a.containers()
+			vs, e, err := a.volumesAndContainers()
 			if err != nil {
 				return err
 			}
@@ -810,11 +802,7 @@ func volumePruneCmd(a *app) *cobra.Command {
 					return err
 				}
 			}
-			vs, err := a.volumeStore()
-			if err != nil {
-				return err
-			}
-			e, err := a.containers()
+			vs, e, err := a.volumesAndContainers()
 			if err != nil {
 				return err
 			}

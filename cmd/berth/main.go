@@ -122,6 +122,16 @@ func (a *app) volumeStore() (*volume.Store, error) {
 	return v, nil
 }
 
+// volumesAndContainers opens the volume store and the container engine,
+// which volume commands need together (a volume in use is not removed).
+func (a *app) volumesAndContainers() (*volume.Store, *container.Engine, error) {
+	e, err := a.containers()
+	if err != nil {
+		return nil, nil, err
+	}
+	return a.volumes, e, nil
+}
+
 // containers opens the container engine on first use.
 func (a *app) containers() (*container.Engine, error) {
 	if a.engine != nil {
@@ -202,7 +212,7 @@ func newRoot(a *app) *cobra.Command {
 	volumeCmd.AddCommand(volumeCreateCmd(a), volumeLsCmd(a), volumeInspectCmd(a), volumeRmCmd(a), volumePruneCmd(a))
 	generateCmd := &cobra.Command{Use: "generate", Short: "Generate files for other tools", Args: noArgs}
 	generateCmd.AddCommand(generateSystemdCmd(a))
-	root.AddCommand(imageCmd, systemCmd, containerCmd, volumeCmd, generateCmd,
+	root.AddCommand(imageCmd, systemCmd, containerCmd, volumeCmd, generateCmd, registryCmd(a),
 		imagesCmd(a, "images"), inspectCmd(a, false), historyCmd(a), tagCmd(a), rmiCmd(a, "rmi"),
 		loadCmd(a), saveCmd(a), importCmd(a), versionCmd(a),
 		runCmd(a), createCmd(a), startCmd(a), stopCmd(a), killCmd(a), restartCmd(a), rmCmd(a, "rm"),

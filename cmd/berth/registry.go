@@ -1,0 +1,56 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/berthproject/berth/errdefs"
+	"github.com/spf13/cobra"
+)
+
+// registryCmd runs berth-registry (serve, gc) with berth's --root: the
+// server's dependencies stay out of every other berth command's start.
+func registryCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:                "registry",
+		Short:              "Serve a registry (distribution v3, with the OCI 1.1 referrers API): serve, gc",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bin, err := besideSelf("berth-registry")
+			if err != nil {
+				return err
+			}
+			c := exec.Command(bin, append([]string{"--root", a.root}, args...)...)
+			c.Stdin, c.Stdout, c.Stderr = a.stdin, a.stdout, a.stderr
+			if err := c.Run(); err != nil {
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					return &exitError{code: ee.ExitCode()}
+				}
+				return fmt.Errorf("berth-registry: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
+// besideSelf finds a berth binary next to this one, or on PATH.
+func besideSelf(name string) (string, error) {
+	if self, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(self), name); isExecutableFile(p) {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s is not next to berth or on PATH (make builds it into bin/): %w", name, errdefs.ErrNotFound)
+}
+
+func isExecutableFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
