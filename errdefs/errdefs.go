@@ -30,6 +30,9 @@ var (
 	// ErrNotImplemented: a valid request berth does not support (schema 1
 	// manifests, foreign platforms).
 	ErrNotImplemented = errors.New("not implemented")
+	// ErrPermissionDenied: the caller is not allowed (credentials a
+	// registry refused, a repository the account may not read).
+	ErrPermissionDenied = errors.New("permission denied")
 )
 
 // IsNotFound and its siblings read better at call sites than errors.Is with
@@ -42,3 +45,4 @@ func IsConflict(err error) bool           { return errors.Is(err, ErrConflict) }
 func IsUnavailable(err error) bool        { return errors.Is(err, ErrUnavailable) }
 func IsDataLoss(err error) bool           { return errors.Is(err, ErrDataLoss) }
 func IsNotImplemented(err error) bool     { return errors.Is(err, ErrNotImplemented) }
+func IsPermissionDenied(err error) bool   { return errors.Is(err, ErrPermissionDenied) }

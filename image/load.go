@@ -351,7 +351,8 @@ func (s *Store) imagesOfDockerArchive(ctx context.Context, idx *archiveIndex, b 
 // layoutDir is an OCI layout directory as a source of blobs.
 type layoutDir string
 
-func (l layoutDir) blob(d digest.Digest) (int64, func() (io.ReadCloser, error), bool) {
+func (l layoutDir) blob(desc ocispec.Descriptor) (int64, func() (io.ReadCloser, error), bool) {
+	d := desc.Digest
 	if d.Validate() != nil {
 		return 0, nil, false
 	}
@@ -443,8 +444,9 @@ func (s *Store) blobCompression(ctx context.Context, desc ocispec.Descriptor) (a
 }
 
 type pendingImage struct {
-	desc  ocispec.Descriptor
-	names []string
+	desc    ocispec.Descriptor
+	names   []string
+	digests []string
 }
 
 // store resolves, unpacks and records images, all of them or none: the
@@ -471,10 +473,16 @@ func (s *Store) storeFrom(ctx context.Context, pending []pendingImage, o LoadOpt
 		}
 		img := s.recordOf(ctx, res)
 		img.Names = p.names
+		img.Digests = p.digests
 		if i, ok := byID[img.ID]; ok {
 			for _, n := range p.names {
 				if !contains(imgs[i].Names, n) {
 					imgs[i].Names = append(imgs[i].Names, n)
+				}
+			}
+			for _, d := range p.digests {
+				if !contains(imgs[i].Digests, d) {
+					imgs[i].Digests = append(imgs[i].Digests, d)
 				}
 			}
 			continue
@@ -508,7 +516,7 @@ func (s *Store) keepBlobs(ctx context.Context, res *resolved, src layerSource) e
 		if src == nil {
 			return fmt.Errorf("layer %d: blob %s: %w", i+1, l.Digest, errdefs.ErrNotFound)
 		}
-		_, open, ok := src.blob(l.Digest)
+		_, open, ok := src.blob(l)
 		if !ok {
 			return fmt.Errorf("layer %d: blob %s is not in the archive: %w", i+1, l.Digest, errdefs.ErrNotFound)
 		}

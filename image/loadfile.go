@@ -128,8 +128,9 @@ func blobDigest(name string) (digest.Digest, bool) {
 // layerSource holds blobs that are not in the store yet (an archive's
 // members, a layout directory's files), for an unpack to read in place.
 type layerSource interface {
-	// blob reports a blob's size and how to read it.
-	blob(d digest.Digest) (size int64, open func() (io.ReadCloser, error), ok bool)
+	// blob reports a blob's size (-1 when it is known only once read:
+	// the commit checks it then) and how to read it.
+	blob(d ocispec.Descriptor) (size int64, open func() (io.ReadCloser, error), ok bool)
 }
 
 // archiveSource serves layers straight from their place in the archive.
@@ -138,8 +139,8 @@ type archiveSource struct {
 	blobs map[digest.Digest]section
 }
 
-func (a *archiveSource) blob(d digest.Digest) (int64, func() (io.ReadCloser, error), bool) {
-	sec, ok := a.blobs[d]
+func (a *archiveSource) blob(desc ocispec.Descriptor) (int64, func() (io.ReadCloser, error), bool) {
+	sec, ok := a.blobs[desc.Digest]
 	if !ok {
 		return 0, nil, false
 	}
@@ -228,11 +229,11 @@ func (s *Store) fetchDocuments(ctx context.Context, src layerSource, desc ocispe
 		if _, err := s.content.Info(ctx, d.Digest); err == nil {
 			return nil
 		}
-		size, open, ok := src.blob(d.Digest)
+		size, open, ok := src.blob(d)
 		if !ok {
 			return fmt.Errorf("blob %s is not in the archive: %w", d.Digest, errdefs.ErrNotFound)
 		}
-		if size != d.Size {
+		if size >= 0 && size != d.Size {
 			return fmt.Errorf("blob %s: %d bytes in the archive, expected %d: %w", d.Digest, size, d.Size, errdefs.ErrDataLoss)
 		}
 		rc, err := open()
@@ -274,11 +275,11 @@ func (s *Store) fetchDocuments(ctx context.Context, src layerSource, desc ocispe
 		if _, err := s.content.Info(ctx, l.Digest); err == nil {
 			continue
 		}
-		size, _, ok := src.blob(l.Digest)
+		size, _, ok := src.blob(l)
 		if !ok {
 			return fmt.Errorf("blob %s is not in the archive: %w", l.Digest, errdefs.ErrNotFound)
 		}
-		if size != l.Size {
+		if size >= 0 && size != l.Size {
 			return fmt.Errorf("blob %s: %d bytes in the archive, expected %d: %w", l.Digest, size, l.Size, errdefs.ErrDataLoss)
 		}
 	}
@@ -406,7 +407,7 @@ func (s *Store) writeDockerManifest(ctx context.Context, cfg ocispec.Descriptor,
 // commit (the returned finish) verifies digest and size and keeps it.
 func (s *Store) openLayer(ctx context.Context, desc ocispec.Descriptor, src layerSource) (io.Reader, func() error, func(), error) {
 	if src != nil {
-		if _, open, ok := src.blob(desc.Digest); ok {
+		if _, open, ok := src.blob(desc); ok {
 			w, err := s.content.Writer(ctx, "load-"+desc.Digest.String(), desc)
 			if err == nil {
 				if w.Offset() != 0 {

@@ -198,6 +198,7 @@ func newRoot(a *app) *cobra.Command {
 	imageCmd.AddCommand(
 		imagesCmd(a, "ls"), inspectCmd(a, true), historyCmd(a), tagCmd(a), rmiCmd(a, "rm"),
 		pruneCmd(a), mountCmd(a), unmountCmd(a), loadCmd(a), saveCmd(a), importCmd(a),
+		pullCmd(a), pushCmd(a),
 	)
 	systemCmd := &cobra.Command{Use: "system", Short: "Manage the store", Args: noArgs}
 	systemCmd.AddCommand(dfCmd(a), checkCmd(a))
@@ -215,6 +216,7 @@ func newRoot(a *app) *cobra.Command {
 	root.AddCommand(imageCmd, systemCmd, containerCmd, volumeCmd, generateCmd, registryCmd(a),
 		imagesCmd(a, "images"), inspectCmd(a, false), historyCmd(a), tagCmd(a), rmiCmd(a, "rmi"),
 		loadCmd(a), saveCmd(a), importCmd(a), versionCmd(a),
+		pullCmd(a), pushCmd(a), loginCmd(a), logoutCmd(a), manifestCmd(a),
 		runCmd(a), createCmd(a), startCmd(a), stopCmd(a), killCmd(a), restartCmd(a), rmCmd(a, "rm"),
 		psCmd(a, "ps"), logsCmd(a), execCmd(a), waitCmd(a), attachCmd(a),
 		renameCmd(a), pauseCmd(a), unpauseCmd(a),
@@ -248,6 +250,15 @@ func minArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < n {
 			return usageError(cmd, fmt.Errorf("%q requires at least %d argument%s (%s)", cmd.CommandPath(), n, plural(n), what))
+		}
+		return nil
+	}
+}
+
+func rangeArgs(min, max int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < min || len(args) > max {
+			return usageError(cmd, fmt.Errorf("%q takes %d to %d arguments (%s)", cmd.CommandPath(), min, max, what))
 		}
 		return nil
 	}

@@ -1,0 +1,193 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/berthproject/berth/content"
+	"github.com/berthproject/berth/errdefs"
+	"github.com/berthproject/berth/image"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// maxConfig bounds an image config read for a push.
+const maxConfig = 16 << 20
+
+// PushOptions control Push.
+type PushOptions struct {
+	// Jobs is how many blobs upload at once (default 4).
+	Jobs int
+	// Progress gets a line per step (Docker's push output); nil for none.
+	Progress io.Writer
+}
+
+// Pushed is what a push wrote.
+type Pushed struct {
+	Ref    string
+	Digest digest.Digest
+	Size   int64
+}
+
+// Push uploads a stored image to dest (default: the name it is stored
+// under) as it is stored: the same manifest bytes, so the same digest,
+// which is what signatures name. Blobs the registry has are skipped
+// (HEAD), and uploads run in parallel.
+func (cl *Client) Push(ctx context.Context, store *image.Store, local, dest string, o PushOptions) (Pushed, error) {
+	img, err := store.Get(ctx, local)
+	if err != nil {
+		return Pushed{}, err
+	}
+	if dest == "" {
+		dest = local
+	}
+	ref, err := cl.Reference(dest)
+	if err != nil {
+		return Pushed{}, err
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = 4
+	}
+	say := func(format string, a ...any) {
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, format+"\n", a...)
+		}
+	}
+	cs := store.Content()
+	mb, err := content.ReadBlob(ctx, cs, img.Manifest, MaxManifest)
+	if err != nil {
+		return Pushed{}, fmt.Errorf("push %s: manifest: %w", ref.Name(), err)
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(mb, &m); err != nil {
+		return Pushed{}, fmt.Errorf("push %s: manifest: %v: %w", ref.Name(), err, errdefs.ErrDataLoss)
+	}
+	cb, err := content.ReadBlob(ctx, cs, m.Config, maxConfig)
+	if err != nil {
+		return Pushed{}, fmt.Errorf("push %s: config: %w", ref.Name(), err)
+	}
+	mt := img.Manifest.MediaType
+	if mt == "" {
+		mt = m.MediaType
+	}
+	si := &storeImage{ctx: ctx, cs: cs, manifest: mb, config: cb, mediaType: types.MediaType(mt), layers: map[string]ocispec.Descriptor{}, say: say, opened: map[string]bool{}}
+	for _, l := range m.Layers {
+		si.layers[l.Digest.String()] = l
+	}
+	vimg, err := partial.CompressedToImage(si)
+	if err != nil {
+		return Pushed{}, err
+	}
+	rt, err := cl.transport(ctx, ref.Context(), "pull", "push")
+	if err != nil {
+		return Pushed{}, fmt.Errorf("push %s: %w", ref.Name(), err)
+	}
+	say("The push refers to repository [%s]", image.FamiliarString(ref.Context().String()))
+	if err := remote.Write(ref, vimg, remote.WithContext(ctx), remote.WithTransport(rt), remote.WithJobs(o.Jobs)); err != nil {
+		return Pushed{}, fmt.Errorf("push %s: %w", ref.Name(), classify(ref.Context().RegistryStr(), err))
+	}
+	for _, l := range m.Layers {
+		if !si.wasOpened(l.Digest.String()) {
+			say("%s: Layer already exists", short(l.Digest))
+		}
+	}
+	d := digest.FromBytes(mb)
+	say("%s: digest: %s size: %d", ref.Identifier(), d, len(mb))
+	return Pushed{Ref: ref.Name(), Digest: d, Size: int64(len(mb))}, nil
+}
+
+func short(d digest.Digest) string {
+	s := d.Encoded()
+	if len(s) > 12 {
+		s = s[:12]
+	}
+	return s
+}
+
+// storeImage is a stored image as go-containerregistry's compressed image
+// core: its manifest and config as stored, its layers read (verified) from
+// the content store.
+type storeImage struct {
+	ctx       context.Context
+	cs        content.Store
+	manifest  []byte
+	config    []byte
+	mediaType types.MediaType
+	layers    map[string]ocispec.Descriptor
+	say       func(string, ...any)
+
+	mu     sync.Mutex
+	opened map[string]bool
+}
+
+func (s *storeImage) RawConfigFile() ([]byte, error)      { return s.config, nil }
+func (s *storeImage) MediaType() (types.MediaType, error) { return s.mediaType, nil }
+func (s *storeImage) RawManifest() ([]byte, error)        { return s.manifest, nil }
+
+func (s *storeImage) wasOpened(d string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opened[d]
+}
+
+func (s *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	desc, ok := s.layers[h.String()]
+	if !ok {
+		if h.String() == digest.FromBytes(s.config).String() {
+			return &storeLayer{img: s, desc: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.Digest(h.String()), Size: int64(len(s.config))}, quiet: true}, nil
+		}
+		return nil, fmt.Errorf("blob %s is not a layer of the image: %w", h, errdefs.ErrNotFound)
+	}
+	return &storeLayer{img: s, desc: desc}, nil
+}
+
+type storeLayer struct {
+	img   *storeImage
+	desc  ocispec.Descriptor
+	quiet bool
+}
+
+func (l *storeLayer) Digest() (v1.Hash, error) { return v1.NewHash(l.desc.Digest.String()) }
+func (l *storeLayer) Size() (int64, error)     { return l.desc.Size, nil }
+func (l *storeLayer) MediaType() (types.MediaType, error) {
+	return types.MediaType(l.desc.MediaType), nil
+}
+
+func (l *storeLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := content.Open(l.img.ctx, l.img.cs, l.desc)
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", l.desc.Digest, err)
+	}
+	if l.quiet {
+		return rc, nil
+	}
+	l.img.mu.Lock()
+	first := !l.img.opened[l.desc.Digest.String()]
+	l.img.opened[l.desc.Digest.String()] = true
+	l.img.mu.Unlock()
+	if first {
+		l.img.say("%s: Pushing", short(l.desc.Digest))
+	}
+	return &pushReader{ReadCloser: rc, done: func() { l.img.say("%s: Pushed", short(l.desc.Digest)) }}, nil
+}
+
+type pushReader struct {
+	io.ReadCloser
+	done func()
+	once sync.Once
+}
+
+func (p *pushReader) Read(b []byte) (int, error) {
+	n, err := p.ReadCloser.Read(b)
+	if err == io.EOF {
+		p.once.Do(p.done)
+	}
+	return n, err
+}
