@@ -32,7 +32,7 @@ var (
 	ErrNotImplemented = errors.New("not implemented")
 	// ErrPermissionDenied: the caller is not allowed (credentials a
 	// registry refused, a repository the account may not read).
-	ErrPermissionDenied = errors.New("permission denied")
+	ErrPermissionDenied = errors.New("access denied")
 )
 
 // IsNotFound and its siblings read better at call sites than errors.Is with

@@ -548,3 +548,53 @@ func TestNextPage(t *testing.T) {
 		}
 	}
 }
+
+func TestTransportCA(t *testing.T) {
+	dir := t.TempDir()
+	certs := filepath.Join(dir, "certs.d")
+	os.MkdirAll(filepath.Join(certs, "registry.example:5000"), 0o755)
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	defer ts.Close()
+	caPEM := pemOf(ts.Certificate().Raw)
+	os.WriteFile(filepath.Join(certs, "registry.example:5000", "ca.crt"), caPEM, 0o644)
+	h, err := LoadHosts(nil, []string{filepath.Join(dir, "nothing"), certs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := h.Transport("registry.example:5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := rt.(*http.Transport)
+	if tr.TLSClientConfig.InsecureSkipVerify {
+		t.Fatal("a registry with a CA of its own is not verified")
+	}
+	// The CA verifies the server's certificate.
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, strings.TrimPrefix(ts.URL, "https://"))
+	}
+	tr.TLSClientConfig.ServerName = "example.com" // httptest's certificate names it
+	resp, err := (&http.Client{Transport: tr}).Get("https://registry.example:5000/v2/")
+	if err != nil {
+		t.Fatalf("TLS with the registry's CA: %v", err)
+	}
+	resp.Body.Close()
+	// Without it, the same server is refused.
+	h2, _ := LoadHosts(nil, nil)
+	rt2, _ := h2.Transport("registry.example:5000")
+	tr2 := rt2.(*http.Transport)
+	tr2.DialContext = tr.DialContext
+	tr2.TLSClientConfig.ServerName = "example.com"
+	if _, err := (&http.Client{Transport: tr2}).Get("https://registry.example:5000/v2/"); err == nil {
+		t.Fatal("a certificate of an unknown CA was accepted")
+	}
+	// A cert dir file that is not PEM is an error, not ignored.
+	os.WriteFile(filepath.Join(certs, "registry.example:5000", "bad.crt"), []byte("nope"), 0o644)
+	if _, err := h.Transport("registry.example:5000"); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("a bad CA file: %v", err)
+	}
+}
+
+func pemOf(der []byte) []byte {
+	return []byte("-----BEGIN CERTIFICATE-----\n" + base64.StdEncoding.EncodeToString(der) + "\n-----END CERTIFICATE-----\n")
+}

@@ -287,7 +287,8 @@ func versionCmd(a *app) *cobra.Command {
 // messages (for callers to branch on) and say nothing to a person, so the
 // CLI leaves them out.
 var kindWords = []error{errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument,
-	errdefs.ErrFailedPrecondition, errdefs.ErrConflict, errdefs.ErrUnavailable, errdefs.ErrDataLoss, errdefs.ErrNotImplemented}
+	errdefs.ErrFailedPrecondition, errdefs.ErrConflict, errdefs.ErrUnavailable, errdefs.ErrDataLoss, errdefs.ErrNotImplemented,
+	errdefs.ErrPermissionDenied}
 
 // message is the one line a user sees for an error.
 func message(err error) string {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 
 	"github.com/berthproject/berth/errdefs"
 	"github.com/spf13/cobra"
@@ -23,7 +24,13 @@ func registryCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c := exec.Command(bin, append([]string{"--root", a.root}, args...)...)
+			argv := append([]string{"berth registry", "--root", a.root}, args...)
+			if a.stdout == os.Stdout && a.stderr == os.Stderr && a.stdin == os.Stdin {
+				// Become the server: its signals (SIGTERM for a graceful
+				// stop) and exit code are then the process's own.
+				return fmt.Errorf("berth-registry: %w", syscall.Exec(bin, argv, os.Environ()))
+			}
+			c := exec.Command(bin, argv[1:]...)
 			c.Stdin, c.Stdout, c.Stderr = a.stdin, a.stdout, a.stderr
 			if err := c.Run(); err != nil {
 				var ee *exec.ExitError

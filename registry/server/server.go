@@ -89,8 +89,15 @@ type Server struct {
 }
 
 // Config builds the distribution configuration of o: the file's, or the
-// simple case's, with o's settings over it.
+// simple case's, with o's settings over it (and distribution's REGISTRY_*
+// environment overrides over both, as distribution does).
 func Config(o Options) (*configuration.Configuration, error) {
+	// REGISTRY_AUTH_FILE is Podman's credentials file; to distribution's
+	// overrides it would name an auth method "file", which does not exist.
+	if v, ok := os.LookupEnv("REGISTRY_AUTH_FILE"); ok {
+		os.Unsetenv("REGISTRY_AUTH_FILE")
+		defer os.Setenv("REGISTRY_AUTH_FILE", v)
+	}
 	var cfg *configuration.Configuration
 	if o.ConfigFile != "" {
 		f, err := os.Open(o.ConfigFile)
@@ -240,7 +247,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		logrus.SetLevel(lvl)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	app := handlers.NewApp(ctx, cfg)
+	app, err := newApp(ctx, cfg)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
 	checks := health.NewRegistry()
 	app.RegisterHealthChecks(checks)
 
@@ -291,6 +302,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		s.tls = true
 	}
 	return s, nil
+}
+
+// newApp makes distribution's application, which panics on a
+// configuration it cannot use: that is an error here.
+func newApp(ctx context.Context, cfg *configuration.Configuration) (app *handlers.App, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("registry config: %v: %w", r, errdefs.ErrInvalidArgument)
+		}
+	}()
+	return handlers.NewApp(ctx, cfg), nil
 }
 
 // Addr is the address the server listens on.

@@ -428,3 +428,24 @@ func TestHTTPSecretKept(t *testing.T) {
 		t.Fatalf("secrets %q and %q: want one kept with the storage", a.HTTP.Secret, b.HTTP.Secret)
 	}
 }
+
+func TestConfigIgnoresPodmanAuthFile(t *testing.T) {
+	t.Setenv("REGISTRY_AUTH_FILE", "/run/user/0/containers/auth.json")
+	s := start(t, Options{})
+	if resp, _ := do(t, nil, "GET", s.URL()+"/v2/", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("with Podman's REGISTRY_AUTH_FILE set: %d", resp.StatusCode)
+	}
+	if os.Getenv("REGISTRY_AUTH_FILE") != "/run/user/0/containers/auth.json" {
+		t.Fatal("REGISTRY_AUTH_FILE was not restored")
+	}
+}
+
+func TestBadAuthConfigIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "config.yml")
+	os.WriteFile(cfgFile, []byte("version: 0.1\nstorage:\n  inmemory: {}\nauth:\n  nosuchmethod: {}\n"), 0o600)
+	_, err := New(context.Background(), Options{ConfigFile: cfgFile, Addr: "127.0.0.1:0", Log: io.Discard})
+	if err == nil || !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("an unknown auth method: %v", err)
+	}
+}

@@ -5,10 +5,21 @@ package cli
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +27,7 @@ import (
 	"github.com/berthproject/berth/archive"
 	tu "github.com/berthproject/berth/internal/testutil"
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Layer sets scripts build archives from (mkarchive).
@@ -46,17 +58,18 @@ func (s scriptTB) Fatalf(format string, args ...any) { s.ts.Fatalf(format, args.
 
 func tb(ts *testscript.TestScript) testing.TB { return scriptTB{TB: topT, ts: ts} }
 
-// TestCLI runs the image scripts (0xx) once and the container scripts
-// (1xx) with each runtime berth supports: its own, runc and crun.
+// TestCLI runs the image (0xx) and registry (2xx) scripts once and the
+// container scripts (1xx) with each runtime berth supports: its own, runc
+// and crun.
 func TestCLI(t *testing.T) {
 	topT = t
 	all, _ := filepath.Glob("testdata/*.txtar")
 	var images, containers []string
 	for _, f := range all {
-		if strings.HasPrefix(filepath.Base(f), "0") {
-			images = append(images, f)
-		} else {
+		if strings.HasPrefix(filepath.Base(f), "1") {
 			containers = append(containers, f)
+		} else {
+			images = append(images, f)
 		}
 	}
 	t.Run("images", func(t *testing.T) { runScripts(t, images, "") })
@@ -79,7 +92,7 @@ func TestCLI(t *testing.T) {
 
 func runScripts(t *testing.T, files []string, runtime string) {
 	berth := tu.Binary(t, "berth")
-	for _, b := range []string{"berth-monitor", "berth-init", "berth-runtime"} {
+	for _, b := range []string{"berth-monitor", "berth-init", "berth-runtime", "berth-registry"} {
 		tu.Binary(t, b)
 	}
 	testscript.Run(t, testscript.Params{
@@ -93,6 +106,11 @@ func runScripts(t *testing.T, files []string, runtime string) {
 			env.Setenv("BERTH_ROOT", filepath.Join(env.WorkDir, "root"))
 			env.Setenv("BERTH_RUNROOT", filepath.Join(env.WorkDir, "run"))
 			env.Setenv("BUSYBOX", tu.BusyboxPath)
+			// Credentials and registry settings of the script's own.
+			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
+			env.Setenv("DOCKER_CONFIG", filepath.Join(env.WorkDir, "home", ".docker"))
+			env.Setenv("XDG_RUNTIME_DIR", filepath.Join(env.WorkDir, "xdg"))
+			env.Setenv("REGISTRY_AUTH_FILE", "")
 			work := env.WorkDir
 			env.Defer(func() {
 				// Leave no mount behind, whatever the script did.
@@ -121,6 +139,10 @@ func runScripts(t *testing.T, files []string, runtime string) {
 			"mkbad":     mkbad,
 			"mkbusybox": mkbusybox,
 			"noleaks":   noleaks,
+			"freeport":  freeport,
+			"waithttp":  waithttp,
+			"htpasswd":  htpasswd,
+			"mkcert":    mkcert,
 		},
 	})
 }
@@ -335,4 +357,66 @@ func noleaks(ts *testscript.TestScript, neg bool, args []string) {
 	if len(left) > 0 {
 		ts.Fatalf("container %s left:\n%s", id[:12], strings.Join(left, "\n"))
 	}
+}
+
+// freeport VAR sets VAR to a TCP port free on 127.0.0.1 (other work on
+// this machine may hold 5000).
+func freeport(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	ts.Setenv(args[0], strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	l.Close()
+}
+
+// waithttp URL waits (10 s at most) until URL answers, whatever the status.
+func waithttp(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waithttp URL")
+	}
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := c.Get(args[0]); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Fatalf("%s did not answer in 10s", args[0])
+}
+
+// htpasswd FILE USER PASSWORD writes a bcrypt htpasswd file.
+func htpasswd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: htpasswd FILE USER PASSWORD")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(args[2]), bcrypt.MinCost)
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(args[1]+":"+string(h)+"\n"), 0o600))
+}
+
+// mkcert DIR writes a self-signed certificate for 127.0.0.1 and localhost
+// (DIR/cert.pem, which is also its CA) and its key (DIR/key.pem).
+func mkcert(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: mkcert DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o755))
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ts.Check(err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "berth test registry"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	ts.Check(err)
+	kb, err := x509.MarshalECPrivateKey(k)
+	ts.Check(err)
+	ts.Check(os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
+	ts.Check(os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
 }
