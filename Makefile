@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT)
 # Debian packages the build, tests and demo need.
 DEB_PKGS := gcc libc6-dev pkg-config libseccomp-dev busybox-static iproute2 procps util-linux
 # The peers the interop tests run berth against (make test installs them).
-TEST_DEB_PKGS := podman skopeo umoci runc tar
+TEST_DEB_PKGS := podman skopeo umoci runc crun tar docker-registry
 TEST_TIMEOUT ?= 20m
 
 .PHONY: all build deps test-deps install-debs test unit vet demo clean bench fmt
@@ -32,6 +32,10 @@ deps:
 # As another user the interop tests skip (saying why) instead.
 test-deps: deps
 	@$(MAKE) --no-print-directory install-debs PKGS="$(TEST_DEB_PKGS)" OPTIONAL=1
+	@# Debian starts docker-registry as a service on :5000; the tests start
+	@# their own on free ports, and 5000 may be another suite's.
+	@if [ "$$(id -u)" = 0 ] && command -v systemctl >/dev/null && systemctl is-active -q docker-registry 2>/dev/null; then \
+		systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 
 install-debs:
 	@missing=""; for p in $(PKGS); do \

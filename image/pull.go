@@ -77,6 +77,11 @@ type fetchSource struct {
 	progress func(LayerEvent)
 }
 
+// extraWorkers: two more layers in flight than cores (measured on two
+// cores against a registry on loopback: 17% faster than one per core,
+// no faster with more).
+func (fs *fetchSource) extraWorkers() int { return 2 }
+
 func (fs *fetchSource) blob(desc ocispec.Descriptor) (int64, func() (io.ReadCloser, error), bool) {
 	return -1, func() (io.ReadCloser, error) {
 		rc, err := fs.f.Fetch(fs.ctx, desc)

@@ -120,6 +120,11 @@ func (s *Store) unpackParallel(ctx context.Context, res *resolved, start int, rb
 	if workers < 2 {
 		workers = 2
 	}
+	if ps, ok := src.(interface{ extraWorkers() int }); ok {
+		// A network source waits on the far end: more layers in flight
+		// keep the cores busy while some wait.
+		workers += ps.extraWorkers()
+	}
 	sem := make(chan struct{}, workers)
 	ignoreOwner := os.Geteuid() != 0
 	go func() {

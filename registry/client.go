@@ -129,14 +129,10 @@ func (cl *Client) transport(ctx context.Context, repo name.Repository, scope ...
 	if ok {
 		return rt, nil
 	}
-	base, err := cl.hosts.Transport(repo.RegistryStr())
+	base, err := cl.base(repo.RegistryStr())
 	if err != nil {
 		return nil, err
 	}
-	base = transport.NewRetry(base,
-		transport.WithRetryBackoff(backoff(cl.wait, cl.tries)),
-		transport.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusTooManyRequests))
-	base = transport.NewUserAgent(base, cl.ua)
 	auth, err := cl.creds.Resolve(repo.Registry)
 	if err != nil {
 		return nil, err
@@ -153,6 +149,19 @@ func (cl *Client) transport(ctx context.Context, repo name.Repository, scope ...
 	cl.rts[key] = rt
 	cl.mu.Unlock()
 	return rt, nil
+}
+
+// base is host's transport before authentication: its TLS settings, with
+// requests retried on 5xx and dropped connections.
+func (cl *Client) base(host string) (http.RoundTripper, error) {
+	base, err := cl.hosts.Transport(host)
+	if err != nil {
+		return nil, err
+	}
+	base = transport.NewRetry(base,
+		transport.WithRetryBackoff(backoff(cl.wait, cl.tries)),
+		transport.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusTooManyRequests))
+	return transport.NewUserAgent(base, cl.ua), nil
 }
 
 // classify gives a registry error the kind a caller branches on.

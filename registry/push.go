@@ -10,6 +10,7 @@ import (
 	"github.com/berthproject/berth/content"
 	"github.com/berthproject/berth/errdefs"
 	"github.com/berthproject/berth/image"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -85,12 +86,19 @@ func (cl *Client) Push(ctx context.Context, store *image.Store, local, dest stri
 	if err != nil {
 		return Pushed{}, err
 	}
-	rt, err := cl.transport(ctx, ref.Context(), "pull", "push")
+	base, err := cl.base(ref.Context().RegistryStr())
 	if err != nil {
 		return Pushed{}, fmt.Errorf("push %s: %w", ref.Name(), err)
 	}
+	// A layer the registry has in another repository the image came from
+	// is mounted from there rather than uploaded again.
+	if from := mountSource(img, ref); from != nil {
+		vimg = &mountable{Image: vimg, from: from}
+	}
 	say("The push refers to repository [%s]", image.FamiliarString(ref.Context().String()))
-	if err := remote.Write(ref, vimg, remote.WithContext(ctx), remote.WithTransport(rt), remote.WithJobs(o.Jobs)); err != nil {
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(base), remote.WithAuthFromKeychain(cl.creds),
+		remote.WithJobs(o.Jobs), remote.WithRetryBackoff(backoff(cl.wait, cl.tries)), remote.WithUserAgent(cl.ua)}
+	if err := remote.Write(ref, vimg, opts...); err != nil {
 		return Pushed{}, fmt.Errorf("push %s: %w", ref.Name(), classify(ref.Context().RegistryStr(), err))
 	}
 	for _, l := range m.Layers {
@@ -101,6 +109,40 @@ func (cl *Client) Push(ctx context.Context, store *image.Store, local, dest stri
 	d := digest.FromBytes(mb)
 	say("%s: digest: %s size: %d", ref.Identifier(), d, len(mb))
 	return Pushed{Ref: ref.Name(), Digest: d, Size: int64(len(mb))}, nil
+}
+
+// mountSource is another repository of the destination's registry the
+// image is known in (it was pulled from or pushed to there).
+func mountSource(img image.Image, dest name.Reference) name.Reference {
+	for _, n := range append(append([]string(nil), img.Names...), img.Digests...) {
+		r, err := name.ParseReference(n, name.Insecure)
+		if err != nil {
+			continue
+		}
+		if r.Context().RegistryStr() == dest.Context().RegistryStr() && r.Context().RepositoryStr() != dest.Context().RepositoryStr() {
+			return r
+		}
+	}
+	return nil
+}
+
+// mountable offers every layer for a cross-repository mount from one
+// repository (go-containerregistry mounts MountableLayers).
+type mountable struct {
+	v1.Image
+	from name.Reference
+}
+
+func (m *mountable) Layers() ([]v1.Layer, error) {
+	ls, err := m.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(ls))
+	for i, l := range ls {
+		out[i] = &remote.MountableLayer{Layer: l, Reference: m.from}
+	}
+	return out, nil
 }
 
 func short(d digest.Digest) string {

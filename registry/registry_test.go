@@ -598,3 +598,44 @@ func TestTransportCA(t *testing.T) {
 func pemOf(der []byte) []byte {
 	return []byte("-----BEGIN CERTIFICATE-----\n" + base64.StdEncoding.EncodeToString(der) + "\n-----END CERTIFICATE-----\n")
 }
+
+// TestPushMounts: pushing a pulled image to another repository of the same
+// registry mounts its blobs instead of uploading them.
+func TestPushMounts(t *testing.T) {
+	srv := serve(t, server.Options{})
+	seed(t, srv.Addr(), "m/src:1", 2)
+	f, addr := proxy(t, srv.Addr())
+	cl := client(t, Options{})
+	st := newStore(t)
+	ctx := context.Background()
+	if _, err := cl.Pull(ctx, st, addr+"/m/src:1", PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Push(ctx, st, addr+"/m/src:1", addr+"/m/dst:1", PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Only the config (not a layer, so not mounted; a few hundred bytes)
+	// is uploaded: one PATCH and its PUT.
+	if n := f.count("PATCH /v2/m/dst/"); n > 1 {
+		t.Fatalf("%d blob uploads to the new repository: want the layers mounted", n)
+	}
+	if f.count("POST /v2/m/dst/blobs/uploads/") == 0 {
+		t.Fatal("no mount was asked for")
+	}
+	ref, _ := name.ParseReference(addr+"/m/dst:1", name.Insecure)
+	img, err := remote.Image(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img.Layers()
+	for _, l := range ls {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			t.Fatalf("a mounted layer: %v", err)
+		}
+		rc.Close()
+	}
+}

@@ -35,7 +35,15 @@ func main() {
 		Args:          cobra.NoArgs,
 		RunE:          func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	root.PersistentFlags().StringVar(&r.root, "root", os.Getenv("BERTH_ROOT"), "berth's state directory")
+	pf := root.PersistentFlags()
+	pf.StringVar(&r.root, "root", os.Getenv("BERTH_ROOT"), "berth's state directory")
+	// berth's other global flags come along (berth passes its command
+	// line on as it is); they mean nothing to the registry.
+	var ignored string
+	for _, f := range []string{"runroot", "storage-driver", "log-level"} {
+		pf.StringVar(&ignored, f, "", "")
+		pf.MarkHidden(f)
+	}
 	root.AddCommand(registryServeCmd(r), registryGCCmd(r))
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())

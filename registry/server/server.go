@@ -199,7 +199,7 @@ func httpSecret(dir string) (string, error) {
 const simpleConfig = `
 version: 0.1
 log:
-  level: info
+  level: warn
   formatter: text
 storage:
   filesystem:
