@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"hash"
 	"io"
 	"io/fs"
@@ -255,13 +256,22 @@ type localWriter struct {
 	alg    digest.Algorithm
 	h      hash.Hash
 	offset int64
+	synced int64 // writeback started up to here
 	done   bool
 }
+
+// writebackChunk is how much a blob grows before its writeback is
+// started, so that Commit's fsync finds little left to write.
+const writebackChunk = 8 << 20
 
 func (w *localWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.h.Write(p[:n])
 	w.offset += int64(n)
+	if w.offset-w.synced >= writebackChunk {
+		unix.SyncFileRange(int(w.f.Fd()), w.synced, w.offset-w.synced, unix.SYNC_FILE_RANGE_WRITE)
+		w.synced = w.offset
+	}
 	return n, err
 }
 
@@ -288,6 +298,9 @@ func (w *localWriter) Truncate(size int64) error {
 		return fmt.Errorf("ingest %s: %w", w.ref, err)
 	}
 	w.offset = size
+	if w.synced > size {
+		w.synced = size
+	}
 	return nil
 }
 

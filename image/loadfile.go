@@ -242,7 +242,10 @@ func (s *Store) fetchDocuments(ctx context.Context, src layerSource, desc ocispe
 		}
 		defer rc.Close()
 		if _, err := content.WriteBlob(ctx, s.content, "load-"+d.Digest.String(), rc, d); err != nil {
-			return fmt.Errorf("archive member %s does not match its name: %w", blobName(d.Digest), err)
+			if _, isArchive := src.(*archiveSource); isArchive {
+				return fmt.Errorf("archive member %s does not match its name: %w", blobName(d.Digest), err)
+			}
+			return err
 		}
 		return nil
 	}

@@ -24,13 +24,18 @@ func registryCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			argv := append([]string{"berth registry", "--root", a.root}, args...)
+			// The command line goes on as it is (berth's global flags with
+			// it: flags are not parsed here); the default root, berth's,
+			// goes as BERTH_ROOT, which a --root in args overrides.
+			argv := append([]string{"berth registry"}, args...)
+			env := append(os.Environ(), "BERTH_ROOT="+a.root)
 			if a.stdout == os.Stdout && a.stderr == os.Stderr && a.stdin == os.Stdin {
 				// Become the server: its signals (SIGTERM for a graceful
 				// stop) and exit code are then the process's own.
-				return fmt.Errorf("berth-registry: %w", syscall.Exec(bin, argv, os.Environ()))
+				return fmt.Errorf("berth-registry: %w", syscall.Exec(bin, argv, env))
 			}
 			c := exec.Command(bin, argv[1:]...)
+			c.Env = env
 			c.Stdin, c.Stdout, c.Stderr = a.stdin, a.stdout, a.stderr
 			if err := c.Run(); err != nil {
 				var ee *exec.ExitError
