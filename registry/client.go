@@ -94,7 +94,7 @@ func (cl *Client) Reference(s string) (name.Reference, error) {
 	}
 	ref, err := name.ParseReference(full, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("image name %q: %v: %w", s, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("invalid reference format: %q: %v: %w", s, err, errdefs.ErrInvalidArgument)
 	}
 	return ref, nil
 }

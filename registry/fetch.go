@@ -61,47 +61,45 @@ func (cl *Client) manifest(ctx context.Context, repo name.Repository, ref string
 		return nil, classify(repo.RegistryStr(), err)
 	}
 	defer resp.Body.Close()
-	where := repo.String() + ":" + ref
-	if strings.Contains(ref, ":") {
-		where = repo.String() + "@" + ref
-	}
+	// Errors say what is wrong; callers say where (the image being
+	// pulled, the manifest of an index).
 	if err := transport.CheckError(resp, http.StatusOK); err != nil {
 		if resp.StatusCode == http.StatusNotFound {
-			return nil, fmt.Errorf("%s: manifest unknown: %w", where, errdefs.ErrNotFound)
+			return nil, fmt.Errorf("manifest unknown: %w", errdefs.ErrNotFound)
 		}
 		return nil, classify(repo.RegistryStr(), err)
 	}
 	if resp.ContentLength > MaxManifest {
-		return nil, fmt.Errorf("%s: a manifest of %d bytes is over the %d MiB limit: %w", where, resp.ContentLength, MaxManifest>>20, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("a manifest of %d bytes is over the %d MiB limit: %w", resp.ContentLength, MaxManifest>>20, errdefs.ErrInvalidArgument)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifest+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: reading the manifest: %w", where, err)
+		return nil, fmt.Errorf("reading the manifest: %w", err)
 	}
 	if len(b) > MaxManifest {
-		return nil, fmt.Errorf("%s: the manifest is over the %d MiB limit: %w", where, MaxManifest>>20, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("the manifest is over the %d MiB limit: %w", MaxManifest>>20, errdefs.ErrInvalidArgument)
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch mt {
 	case ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageManifest, mediaDockerList, mediaDockerManifest:
 	case mediaDockerSchema1, mediaDockerSchema1S:
-		return nil, fmt.Errorf("%s: a Docker schema 1 manifest: unsupported (push the image again with a current client): %w", where, errdefs.ErrNotImplemented)
+		return nil, fmt.Errorf("a Docker schema 1 manifest: unsupported (push the image again with a current client): %w", errdefs.ErrNotImplemented)
 	case "text/html", "text/plain":
-		return nil, fmt.Errorf("%s: the registry answered %s, not a manifest (is this a registry's address?): %w", where, mt, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("the registry answered %s, not a manifest (is this a registry's address?): %w", mt, errdefs.ErrInvalidArgument)
 	case "application/json", "":
 		// Some registries serve OCI documents as JSON: the document's
 		// own mediaType says what it is.
 		mt = documentType(b)
 		if mt == "" {
-			return nil, fmt.Errorf("%s: the registry served a document of no known manifest type: %w", where, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("the registry served a document of no known manifest type: %w", errdefs.ErrInvalidArgument)
 		}
 	default:
-		return nil, fmt.Errorf("%s: unknown manifest media type %q: %w", where, mt, errdefs.ErrNotImplemented)
+		return nil, fmt.Errorf("unknown manifest media type %q: %w", mt, errdefs.ErrNotImplemented)
 	}
 	d := digest.FromBytes(b)
 	if want, err := digest.Parse(ref); err == nil {
 		if want.Algorithm().FromBytes(b) != want {
-			return nil, fmt.Errorf("%s: the registry served a manifest of another digest (%s): %w", where, d, errdefs.ErrDataLoss)
+			return nil, fmt.Errorf("the registry served a manifest of another digest (%s): %w", d, errdefs.ErrDataLoss)
 		}
 		d = want
 	}

@@ -186,7 +186,7 @@ func (f *fetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCl
 	case ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageManifest, mediaDockerList, mediaDockerManifest:
 		m, err := f.cl.manifest(ctx, f.repo, desc.Digest.String(), f.rt)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
 		}
 		return io.NopCloser(bytes.NewReader(m.Bytes)), nil
 	}

@@ -130,19 +130,20 @@ func runScripts(t *testing.T, files []string, runtime string) {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"mkarchive": mkarchive,
-			"mkrootfs":  mkrootfs,
-			"treeeq":    treeeq,
-			"corrupt":   corrupt,
-			"gzip":      gzipFile,
-			"capture":   capture,
-			"mkbad":     mkbad,
-			"mkbusybox": mkbusybox,
-			"noleaks":   noleaks,
-			"freeport":  freeport,
-			"waithttp":  waithttp,
-			"htpasswd":  htpasswd,
-			"mkcert":    mkcert,
+			"mkarchive":   mkarchive,
+			"mkrootfs":    mkrootfs,
+			"treeeq":      treeeq,
+			"corrupt":     corrupt,
+			"gzip":        gzipFile,
+			"capture":     capture,
+			"mkbad":       mkbad,
+			"mkbusybox":   mkbusybox,
+			"noleaks":     noleaks,
+			"freeport":    freeport,
+			"waithttp":    waithttp,
+			"htpasswd":    htpasswd,
+			"mkcert":      mkcert,
+			"badregistry": badregistry,
 		},
 	})
 }
@@ -419,4 +420,48 @@ func mkcert(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ts.Check(os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
 	ts.Check(os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
+}
+
+// badregistry VAR starts, in the test process, a registry that misbehaves
+// in every way a pull must survive, and sets VAR to its host:port:
+// /big (a 5 MiB manifest), /html (an HTML page), /odd (an unknown media
+// type), /lie (a manifest that is not the digest asked for), /s1 (schema 1).
+func badregistry(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: badregistry VAR")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v2/", func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		switch {
+		case p == "/v2/":
+			w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+			w.Write([]byte("{}"))
+		case strings.HasPrefix(p, "/v2/x/big/manifests/"):
+			w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			w.Write([]byte(`{"schemaVersion":2,"annotations":{"a":"` + strings.Repeat("x", 5<<20) + `"}}`))
+		case strings.HasPrefix(p, "/v2/x/html/manifests/"):
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte("<html><body>Sign in</body></html>"))
+		case strings.HasPrefix(p, "/v2/x/odd/manifests/"):
+			w.Header().Set("Content-Type", "application/vnd.example.thing")
+			w.Write([]byte("{}"))
+		case strings.HasPrefix(p, "/v2/x/s1/manifests/"):
+			w.Header().Set("Content-Type", "application/vnd.docker.distribution.manifest.v1+prettyjws")
+			w.Write([]byte(`{"schemaVersion":1}`))
+		case strings.HasPrefix(p, "/v2/x/lie/manifests/"):
+			w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			w.Write([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`))
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}`))
+		}
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(l)
+	ts.Defer(func() { srv.Close() })
+	ts.Setenv(args[0], l.Addr().String())
 }
