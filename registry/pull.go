@@ -26,8 +26,8 @@ type PullOptions struct {
 	Platform ocispec.Platform
 	// AllTags pulls every tag of the repository (-a).
 	AllTags bool
-	// Progress gets a line per step (Docker's pull output); nil for none.
-	Progress io.Writer
+	// Progress hears of each step (Lines for Docker's output); nil for none.
+	Progress Reporter
 }
 
 // Pulled is one image a pull stored.
@@ -98,11 +98,11 @@ func (cl *Client) candidates(ref name.Reference) []name.Repository {
 }
 
 func (cl *Client) pullOne(ctx context.Context, store *image.Store, ref name.Reference, o PullOptions) (Pulled, error) {
-	say := func(format string, a ...any) {
-		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, format+"\n", a...)
-		}
+	rep := o.Progress
+	if rep == nil {
+		rep = quiet{}
 	}
+	say := func(format string, a ...any) { rep.Status(fmt.Sprintf(format, a...)) }
 	var (
 		m    *Manifest
 		repo name.Repository
@@ -131,7 +131,7 @@ func (cl *Client) pullOne(ctx context.Context, store *image.Store, ref name.Refe
 		full = "docker.io" + full[strings.IndexByte(full, '/'):]
 	}
 	say("%s: Pulling from %s", ref.Identifier(), image.FamiliarString(full))
-	f := &fetcher{cl: cl, repo: repo, rt: rt, top: m}
+	f := &fetcher{cl: cl, repo: repo, rt: rt, top: m, rep: rep}
 	po := image.PullOptions{Platform: o.Platform, Digests: []string{full + "@" + m.Digest.String()}}
 	pulledRef := full + "@" + m.Digest.String()
 	if t, ok := ref.(name.Tag); ok {
@@ -142,19 +142,12 @@ func (cl *Client) pullOne(ctx context.Context, store *image.Store, ref name.Refe
 	fetched := false
 	po.Progress = func(ev image.LayerEvent) {
 		mu.Lock()
-		defer mu.Unlock()
 		fetched = true
-		short := ev.Layer.Digest.Encoded()
-		if len(short) > 12 {
-			short = short[:12]
-		}
-		switch {
-		case !ev.Done:
-			say("%s: Pulling fs layer", short)
-		case ev.Err != nil:
-			say("%s: %v", short, ev.Err)
-		default:
-			say("%s: Pull complete", short)
+		mu.Unlock()
+		if ev.Done {
+			rep.Done(ev.Layer, ev.Err, false)
+		} else {
+			rep.Start(ev.Layer)
 		}
 	}
 	loaded, err := store.Pull(ctx, f, m.Descriptor, po)
@@ -176,6 +169,7 @@ type fetcher struct {
 	repo name.Repository
 	rt   http.RoundTripper
 	top  *Manifest
+	rep  Reporter
 }
 
 func (f *fetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
@@ -193,7 +187,11 @@ func (f *fetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCl
 	if len(desc.URLs) > 0 && (strings.Contains(desc.MediaType, "foreign") || strings.Contains(desc.MediaType, "nondistributable")) {
 		return nil, fmt.Errorf("layer %s is not distributable (it lives at %s): berth does not fetch foreign layers: %w", desc.Digest, desc.URLs[0], errdefs.ErrNotImplemented)
 	}
-	return f.cl.blob(ctx, f.repo, desc, f.rt)
+	rc, err := f.cl.blob(ctx, f.repo, desc, f.rt)
+	if err != nil || strings.Contains(desc.MediaType, "config") {
+		return rc, err
+	}
+	return &counting{ReadCloser: rc, rep: f.rep, desc: desc}, nil
 }
 
 // Tags lists a repository's tags, following the registry's pages.

@@ -26,8 +26,8 @@ const maxConfig = 16 << 20
 type PushOptions struct {
 	// Jobs is how many blobs upload at once (default 4).
 	Jobs int
-	// Progress gets a line per step (Docker's push output); nil for none.
-	Progress io.Writer
+	// Progress hears of each step (Lines for Docker's output); nil for none.
+	Progress Reporter
 }
 
 // Pushed is what a push wrote.
@@ -56,11 +56,11 @@ func (cl *Client) Push(ctx context.Context, store *image.Store, local, dest stri
 	if o.Jobs <= 0 {
 		o.Jobs = 4
 	}
-	say := func(format string, a ...any) {
-		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, format+"\n", a...)
-		}
+	rep := o.Progress
+	if rep == nil {
+		rep = quiet{}
 	}
+	say := func(format string, a ...any) { rep.Status(fmt.Sprintf(format, a...)) }
 	cs := store.Content()
 	mb, err := content.ReadBlob(ctx, cs, img.Manifest, MaxManifest)
 	if err != nil {
@@ -78,7 +78,7 @@ func (cl *Client) Push(ctx context.Context, store *image.Store, local, dest stri
 	if mt == "" {
 		mt = m.MediaType
 	}
-	si := &storeImage{ctx: ctx, cs: cs, manifest: mb, config: cb, mediaType: types.MediaType(mt), layers: map[string]ocispec.Descriptor{}, say: say, opened: map[string]bool{}}
+	si := &storeImage{ctx: ctx, cs: cs, manifest: mb, config: cb, mediaType: types.MediaType(mt), layers: map[string]ocispec.Descriptor{}, rep: rep, opened: map[string]bool{}}
 	for _, l := range m.Layers {
 		si.layers[l.Digest.String()] = l
 	}
@@ -103,7 +103,7 @@ func (cl *Client) Push(ctx context.Context, store *image.Store, local, dest stri
 	}
 	for _, l := range m.Layers {
 		if !si.wasOpened(l.Digest.String()) {
-			say("%s: Layer already exists", short(l.Digest))
+			rep.Done(l, nil, true)
 		}
 	}
 	d := digest.FromBytes(mb)
@@ -163,7 +163,7 @@ type storeImage struct {
 	config    []byte
 	mediaType types.MediaType
 	layers    map[string]ocispec.Descriptor
-	say       func(string, ...any)
+	rep       Reporter
 
 	mu     sync.Mutex
 	opened map[string]bool
@@ -215,9 +215,9 @@ func (l *storeLayer) Compressed() (io.ReadCloser, error) {
 	l.img.opened[l.desc.Digest.String()] = true
 	l.img.mu.Unlock()
 	if first {
-		l.img.say("%s: Pushing", short(l.desc.Digest))
+		l.img.rep.Start(l.desc)
 	}
-	return &pushReader{ReadCloser: rc, done: func() { l.img.say("%s: Pushed", short(l.desc.Digest)) }}, nil
+	return &pushReader{ReadCloser: &counting{ReadCloser: rc, rep: l.img.rep, desc: l.desc}, done: func() { l.img.rep.Done(l.desc, nil, false) }}, nil
 }
 
 type pushReader struct {

@@ -106,7 +106,7 @@ func TestPullPushRoundTrip(t *testing.T) {
 	ctx := context.Background()
 
 	var progress bytes.Buffer
-	pulled, err := cl.Pull(ctx, st, srv.Addr()+"/team/app:1", PullOptions{Progress: &progress})
+	pulled, err := cl.Pull(ctx, st, srv.Addr()+"/team/app:1", PullOptions{Progress: Lines(&progress, false)})
 	if err != nil {
 		t.Fatal(err)
 	}

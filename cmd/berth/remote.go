@@ -77,11 +77,10 @@ func pullCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o := registry.PullOptions{Platform: p, AllTags: all}
-			if !quiet {
-				o.Progress = a.stdout
-			}
+			rep, wait := a.reporter(quiet, false)
+			o := registry.PullOptions{Platform: p, AllTags: all, Progress: rep}
 			pulled, err := cl.Pull(cmd.Context(), s, args[0], o)
+			wait()
 			for _, pl := range pulled {
 				fmt.Fprintln(a.stdout, pl.Ref)
 			}
@@ -128,11 +127,9 @@ func pushCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o := registry.PushOptions{}
-			if !quiet {
-				o.Progress = a.stdout
-			}
-			_, err = cl.Push(cmd.Context(), s, args[0], dest, o)
+			rep, wait := a.reporter(quiet, true)
+			_, err = cl.Push(cmd.Context(), s, args[0], dest, registry.PushOptions{Progress: rep})
+			wait()
 			return err
 		},
 	}
