@@ -340,6 +340,20 @@ func put(r *records, img Image) {
 	for i := range r.Images {
 		if r.Images[i].ID == img.ID {
 			old := r.Images[i]
+			if old.Manifest.Digest != img.Manifest.Digest && old.Manifest.Digest != "" {
+				// The same image (its config) came in with another
+				// manifest (a docker-archive of a pulled image): the first
+				// stays, so that what was pulled, and maybe signed, is
+				// what push and save give out. Digests of the other
+				// manifest would name what the record does not hold.
+				var keep []string
+				for _, d := range img.Digests {
+					if strings.HasSuffix(d, "@"+old.Manifest.Digest.String()) {
+						keep = append(keep, d)
+					}
+				}
+				img.Manifest, img.Index, img.Digests = old.Manifest, old.Index, keep
+			}
 			for _, n := range old.Names {
 				if !contains(img.Names, n) {
 					img.Names = append(img.Names, n)

@@ -198,7 +198,7 @@ func newRoot(a *app) *cobra.Command {
 	imageCmd.AddCommand(
 		imagesCmd(a, "ls"), inspectCmd(a, true), historyCmd(a), tagCmd(a), rmiCmd(a, "rm"),
 		pruneCmd(a), mountCmd(a), unmountCmd(a), loadCmd(a), saveCmd(a), importCmd(a),
-		pullCmd(a), pushCmd(a),
+		pullCmd(a), pushCmd(a), imageCopyCmd(a),
 	)
 	systemCmd := &cobra.Command{Use: "system", Short: "Manage the store", Args: noArgs}
 	systemCmd.AddCommand(dfCmd(a), checkCmd(a))

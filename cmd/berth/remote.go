@@ -249,3 +249,64 @@ func manifestCmd(a *app) *cobra.Command {
 	cmd.AddCommand(inspect)
 	return cmd
 }
+
+func imageCopyCmd(a *app) *cobra.Command {
+	var rf remoteFlags
+	var platform string
+	var srcTLS, dstTLS, quiet bool
+	cmd := &cobra.Command{
+		Use:   "copy [OPTIONS] SOURCE DESTINATION",
+		Short: "Copy an image between registries, layouts, archives and the store, as skopeo copy does",
+		Long: `Copy an image. SOURCE and DESTINATION are TRANSPORT:NAME:
+  docker://REF                 a registry
+  oci:DIR[:REF]                an OCI layout directory (REF: its ref.name)
+  oci-archive:FILE[:REF]       an OCI layout as a tar
+  docker-archive:FILE[:REF]    docker save's format (REF: name:tag)
+  berth:NAME                   berth's image store
+Between a registry, a layout and an OCI archive the manifest is copied as
+it is: the image keeps its digest.`,
+		Args: exactArgs(2, "the source and the destination"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := registry.ParseLocation(args[0])
+			if err != nil {
+				return usageError(cmd, err)
+			}
+			dst, err := registry.ParseLocation(args[1])
+			if err != nil {
+				return usageError(cmd, err)
+			}
+			p, err := platformFlag(platform)
+			if err != nil {
+				return usageError(cmd, err)
+			}
+			var insecure []string
+			if !srcTLS && src.Transport == registry.Docker {
+				insecure = append(insecure, src.Ref)
+			}
+			if !dstTLS && dst.Transport == registry.Docker {
+				insecure = append(insecure, dst.Ref)
+			}
+			rf.tlsVerify = len(insecure) == 0
+			cl, err := rf.client(a, insecure...)
+			if err != nil {
+				return err
+			}
+			s, err := a.images()
+			if err != nil {
+				return err
+			}
+			rep, wait := a.reporter(quiet, dst.Transport == registry.Docker)
+			err = cl.Copy(cmd.Context(), s, src, dst, registry.CopyOptions{Platform: p, Progress: rep})
+			wait()
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&platform, "platform", "", "copy this platform (os/arch[/variant]) of a multi-platform source")
+	fl.BoolVar(&srcTLS, "src-tls-verify", true, "require HTTPS and a verified certificate from a source registry")
+	fl.BoolVar(&dstTLS, "dest-tls-verify", true, "require HTTPS and a verified certificate from a destination registry")
+	fl.BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
+	fl.StringVar(&rf.certDir, "cert-dir", "", "a directory of <registry>/ca.crt files, searched first")
+	fl.StringVar(&rf.authFile, "authfile", "", "credentials file (default: ~/.docker/config.json, then Podman's auth.json)")
+	return cmd
+}
