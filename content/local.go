@@ -277,6 +277,10 @@ func (w *localWriter) Write(p []byte) (int, error) {
 
 func (w *localWriter) Offset() int64 { return w.offset }
 
+// Prefix reads the bytes a resumed ingest already holds, so that a reader
+// of the whole blob can be given them before the rest is fetched.
+func (w *localWriter) Prefix() io.Reader { return io.NewSectionReader(w.f, 0, w.offset) }
+
 func (w *localWriter) Digest() digest.Digest {
 	return digest.NewDigestFromBytes(w.alg, w.h.Sum(nil))
 }

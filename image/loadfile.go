@@ -413,10 +413,24 @@ func (s *Store) openLayer(ctx context.Context, desc ocispec.Descriptor, src laye
 		if _, open, ok := src.blob(desc); ok {
 			w, err := s.content.Writer(ctx, "load-"+desc.Digest.String(), desc)
 			if err == nil {
+				// What an interrupted fetch left is kept and the rest
+				// fetched, where the source can start at an offset.
+				var prefix io.Reader
 				if w.Offset() != 0 {
-					if err := w.Truncate(0); err != nil {
-						w.Close()
-						return nil, nil, nil, err
+					pw, canPrefix := w.(interface{ Prefix() io.Reader })
+					rs, canRange := src.(interface {
+						blobFrom(ocispec.Descriptor, int64) (func() (io.ReadCloser, error), bool)
+					})
+					if canPrefix && canRange {
+						if openAt, ok := rs.blobFrom(desc, w.Offset()); ok {
+							prefix, open = pw.Prefix(), openAt
+						}
+					}
+					if prefix == nil {
+						if err := w.Truncate(0); err != nil {
+							w.Close()
+							return nil, nil, nil, err
+						}
 					}
 				}
 				rc, err := open()
@@ -424,7 +438,10 @@ func (s *Store) openLayer(ctx context.Context, desc ocispec.Descriptor, src laye
 					w.Close()
 					return nil, nil, nil, err
 				}
-				r := io.TeeReader(rc, w)
+				var r io.Reader = io.TeeReader(rc, w)
+				if prefix != nil {
+					r = io.MultiReader(prefix, r)
+				}
 				finish := func() error {
 					err := w.Commit(ctx, desc.Size, desc.Digest)
 					if errdefs.IsAlreadyExists(err) {

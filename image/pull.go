@@ -17,6 +17,13 @@ type Fetcher interface {
 	Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error)
 }
 
+// A RangeFetcher can also fetch a blob from an offset on: a layer an
+// interrupted pull left half fetched is then taken up where it stopped.
+type RangeFetcher interface {
+	Fetcher
+	FetchFrom(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error)
+}
+
 // PullOptions control Pull.
 type PullOptions struct {
 	// Platform picks the manifest of an index (default: the host's).
@@ -89,6 +96,25 @@ func (fs *fetchSource) blob(desc ocispec.Descriptor) (int64, func() (io.ReadClos
 			return nil, err
 		}
 		if fs.progress == nil || isIndex(desc.MediaType) || isManifest(desc.MediaType) || isConfig(desc.MediaType) {
+			return rc, nil
+		}
+		fs.progress(LayerEvent{Layer: desc})
+		return &reportingReader{ReadCloser: rc, desc: desc, report: fs.progress}, nil
+	}, true
+}
+
+// blobFrom opens a blob from offset on, when the fetcher can.
+func (fs *fetchSource) blobFrom(desc ocispec.Descriptor, offset int64) (func() (io.ReadCloser, error), bool) {
+	rf, ok := fs.f.(RangeFetcher)
+	if !ok {
+		return nil, false
+	}
+	return func() (io.ReadCloser, error) {
+		rc, err := rf.FetchFrom(fs.ctx, desc, offset)
+		if err != nil {
+			return nil, err
+		}
+		if fs.progress == nil {
 			return rc, nil
 		}
 		fs.progress(LayerEvent{Layer: desc})

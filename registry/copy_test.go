@@ -130,8 +130,8 @@ func TestCopy(t *testing.T) {
 		src, dst string
 		kind     error
 	}{
-		{"oci:" + layoutDir, "berth:fail/target:1", errdefs.ErrInvalidArgument},                                                // two images, none named
-		{"oci:" + layoutDir + ":nope", "berth:fail/target:1", errdefs.ErrNotFound},                                             // no such name
+		{"oci:" + layoutDir, "berth:fail/target:1", errdefs.ErrInvalidArgument},                                        // two images, none named
+		{"oci:" + layoutDir + ":nope", "berth:fail/target:1", errdefs.ErrNotFound},                                     // no such name
 		{"docker://" + reg + "/cp/src:1", "docker-archive:" + filepath.Join(dir, "e.tar"), errdefs.ErrInvalidArgument}, // no name for the archive
 		{"oci:" + filepath.Join(dir, "nothing"), "berth:fail/target:1", errdefs.ErrInvalidArgument},
 		{"docker://" + reg + "/cp/none:1", "oci:" + filepath.Join(dir, "z"), errdefs.ErrNotFound},

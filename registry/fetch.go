@@ -132,7 +132,12 @@ func documentType(b []byte) string {
 // reading up to there again), up to the client's retries: the reader sees
 // one stream. Its digest is not checked here: the store's writer does.
 func (cl *Client) blob(ctx context.Context, repo name.Repository, desc ocispec.Descriptor, rt http.RoundTripper) (io.ReadCloser, error) {
-	b := &blobReader{ctx: ctx, cl: cl, client: &http.Client{Transport: rt}, repo: repo, desc: desc,
+	return cl.blobFrom(ctx, repo, desc, rt, 0)
+}
+
+// blobFrom is blob from offset on.
+func (cl *Client) blobFrom(ctx context.Context, repo name.Repository, desc ocispec.Descriptor, rt http.RoundTripper, offset int64) (io.ReadCloser, error) {
+	b := &blobReader{off: offset, ctx: ctx, cl: cl, client: &http.Client{Transport: rt}, repo: repo, desc: desc,
 		url: repo.Registry.Scheme() + "://" + repo.RegistryStr() + "/v2/" + repo.RepositoryStr() + "/blobs/" + desc.Digest.String()}
 	if err := b.open(); err != nil {
 		return nil, err

@@ -194,6 +194,16 @@ func (f *fetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCl
 	return &counting{ReadCloser: rc, rep: f.rep, desc: desc}, nil
 }
 
+// FetchFrom fetches a blob from offset on (image.RangeFetcher): with Range
+// where the registry allows it, else by reading up to there.
+func (f *fetcher) FetchFrom(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
+	rc, err := f.cl.blobFrom(ctx, f.repo, desc, f.rt, offset)
+	if err != nil {
+		return nil, err
+	}
+	return &counting{ReadCloser: rc, rep: f.rep, desc: desc}, nil
+}
+
 // Tags lists a repository's tags, following the registry's pages.
 func (cl *Client) Tags(ctx context.Context, repository string) ([]string, error) {
 	ref, err := cl.Reference(repository)

@@ -192,12 +192,14 @@ type faults struct {
 	breakBlob string
 	// override answers a path with a body and type of the test's.
 	override map[string][2]string
+	// ranges are the Range headers of blob GETs, by path.
+	ranges map[string][]string
 }
 
 func proxy(t *testing.T, backend string) (*faults, string) {
 	t.Helper()
 	u, _ := url.Parse("http://" + backend)
-	f := &faults{backend: u, requests: map[string]int{}, override: map[string][2]string{}}
+	f := &faults{backend: u, requests: map[string]int{}, override: map[string][2]string{}, ranges: map[string][]string{}}
 	ts := httptest.NewServer(f)
 	t.Cleanup(ts.Close)
 	return f, strings.TrimPrefix(ts.URL, "http://")
@@ -218,6 +220,9 @@ func (f *faults) count(substr string) int {
 func (f *faults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests[r.Method+" "+r.URL.Path]++
+	if r.Method == http.MethodGet {
+		f.ranges[r.URL.Path] = append(f.ranges[r.URL.Path], r.Header.Get("Range"))
+	}
 	if o, ok := f.override[r.URL.Path]; ok {
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", o[1])
@@ -637,5 +642,44 @@ func TestPushMounts(t *testing.T) {
 			t.Fatalf("a mounted layer: %v", err)
 		}
 		rc.Close()
+	}
+}
+
+// TestPullResumesLayerWithRange: a layer a pull left half fetched (no
+// retries left, as when the process is killed) is taken up where it
+// stopped by the next pull, with Range, not fetched from its start.
+func TestPullResumesLayerWithRange(t *testing.T) {
+	srv := serve(t, server.Options{})
+	img, err := random.Image(512<<10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(srv.Addr()+"/rr/app:1", name.Insecure)
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	ld, _ := layers[0].Digest()
+	f, addr := proxy(t, srv.Addr())
+	f.breakBlob, f.resetAfter = ld.String(), 100<<10
+	st := newStore(t)
+	ctx := context.Background()
+	if _, err := client(t, Options{Retries: 1}).Pull(ctx, st, addr+"/rr/app:1", PullOptions{}); err == nil {
+		t.Fatal("the pull whose layer was cut succeeded")
+	}
+	f.mu.Lock()
+	f.breakBlob = ""
+	f.ranges = map[string][]string{}
+	f.mu.Unlock()
+	if _, err := client(t, Options{}).Pull(ctx, st, addr+"/rr/app:1", PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := "/v2/rr/app/blobs/" + ld.String()
+	got := f.ranges[p]
+	if len(got) != 1 || !strings.HasPrefix(got[0], "bytes=") || got[0] == "bytes=0-" {
+		t.Fatalf("the second pull fetched the layer with Range %q: want one request from where the first stopped", got)
+	}
+	if rep, err := st.Check(ctx, false); err != nil || len(rep.Problems) != 0 {
+		t.Fatalf("store check: %+v %v", rep, err)
 	}
 }
