@@ -416,7 +416,9 @@ func (s *Store) openLayer(ctx context.Context, desc ocispec.Descriptor, src laye
 				// What an interrupted fetch left is kept and the rest
 				// fetched, where the source can start at an offset.
 				var prefix io.Reader
-				if w.Offset() != 0 {
+				// A whole blob left uncommitted failed its checks: it is
+				// fetched again from the start, not trusted.
+				if w.Offset() != 0 && (desc.Size <= 0 || w.Offset() < desc.Size) {
 					pw, canPrefix := w.(interface{ Prefix() io.Reader })
 					rs, canRange := src.(interface {
 						blobFrom(ocispec.Descriptor, int64) (func() (io.ReadCloser, error), bool)
@@ -426,11 +428,11 @@ func (s *Store) openLayer(ctx context.Context, desc ocispec.Descriptor, src laye
 							prefix, open = pw.Prefix(), openAt
 						}
 					}
-					if prefix == nil {
-						if err := w.Truncate(0); err != nil {
-							w.Close()
-							return nil, nil, nil, err
-						}
+				}
+				if w.Offset() != 0 && prefix == nil {
+					if err := w.Truncate(0); err != nil {
+						w.Close()
+						return nil, nil, nil, err
 					}
 				}
 				rc, err := open()
