@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/berthproject/berth/errdefs"
 	"github.com/berthproject/berth/image"
@@ -36,6 +37,9 @@ func serve(t *testing.T, o server.Options) *server.Server {
 		o.StorageDir = t.TempDir()
 	}
 	o.Addr, o.Log = "127.0.0.1:0", io.Discard
+	// A connection a client opened and never used holds a graceful stop
+	// for 5 s (net/http counts it idle only then): the tests need none.
+	o.DrainTimeout = 100 * time.Millisecond
 	s, err := server.New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
