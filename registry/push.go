@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/berthproject/berth/content"
@@ -28,6 +29,10 @@ type PushOptions struct {
 	Jobs int
 	// Progress hears of each step (Lines for Docker's output); nil for none.
 	Progress Reporter
+	// Compression: the layers' (default: as stored). Layers compressed
+	// otherwise are recompressed for the push, and the manifest pushed is
+	// then an OCI manifest of its own digest; the stored image is unchanged.
+	Compression Compression
 }
 
 // Pushed is what a push wrote.
@@ -81,6 +86,23 @@ func (cl *Client) Push(ctx context.Context, store *image.Store, local, dest stri
 	si := &storeImage{ctx: ctx, cs: cs, manifest: mb, config: cb, mediaType: types.MediaType(mt), layers: map[string]ocispec.Descriptor{}, rep: rep, opened: map[string]bool{}}
 	for _, l := range m.Layers {
 		si.layers[l.Digest.String()] = l
+	}
+	if o.Compression != AsStored {
+		need := false
+		for _, l := range m.Layers {
+			need = need || layerCompression(l.MediaType) != o.Compression
+		}
+		if need {
+			say("Recompressing layers with %s", o.Compression)
+			newManifest, cleanup, err := recompress(ctx, si, m, o.Compression, o.Jobs)
+			if err != nil {
+				return Pushed{}, fmt.Errorf("push %s: %w", ref.Name(), err)
+			}
+			defer cleanup()
+			mb = newManifest
+			m.Layers = nil
+			json.Unmarshal(mb, &m)
+		}
 	}
 	vimg, err := partial.CompressedToImage(si)
 	if err != nil {
@@ -164,6 +186,8 @@ type storeImage struct {
 	mediaType types.MediaType
 	layers    map[string]ocispec.Descriptor
 	rep       Reporter
+	// files serve recompressed layers, by digest, instead of the store.
+	files map[string]string
 
 	mu     sync.Mutex
 	opened map[string]bool
@@ -203,7 +227,13 @@ func (l *storeLayer) MediaType() (types.MediaType, error) {
 }
 
 func (l *storeLayer) Compressed() (io.ReadCloser, error) {
-	rc, err := content.Open(l.img.ctx, l.img.cs, l.desc)
+	var rc io.ReadCloser
+	var err error
+	if p, ok := l.img.files[l.desc.Digest.String()]; ok {
+		rc, err = os.Open(p)
+	} else {
+		rc, err = content.Open(l.img.ctx, l.img.cs, l.desc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", l.desc.Digest, err)
 	}

@@ -687,3 +687,68 @@ func TestPullResumesLayerWithRange(t *testing.T) {
 		t.Fatalf("store check: %+v %v", rep, err)
 	}
 }
+
+// TestPushRecompresses: --compression-format zstd pushes zstd layers in an
+// OCI manifest; pulled back, it is the same image (config, ID) and the
+// stored one is unchanged.
+func TestPushRecompresses(t *testing.T) {
+	srv := serve(t, server.Options{})
+	seed(t, srv.Addr(), "z/src:1", 2)
+	cl := client(t, Options{})
+	st := newStore(t)
+	ctx := context.Background()
+	pulled, err := cl.Pull(ctx, st, srv.Addr()+"/z/src:1", PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := cl.Push(ctx, st, srv.Addr()+"/z/src:1", srv.Addr()+"/z/zstd:1", PushOptions{Compression: ZstdLayers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pushed.Digest == pulled[0].Digest {
+		t.Fatal("a recompressed push kept the manifest digest")
+	}
+	ref, _ := name.ParseReference(srv.Addr()+"/z/zstd:1", name.Insecure)
+	d, err := remote.Get(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		MediaType string
+		Layers    []struct{ MediaType string }
+	}
+	json.Unmarshal(d.Manifest, &m)
+	if m.MediaType != "application/vnd.oci.image.manifest.v1+json" || len(m.Layers) != 2 {
+		t.Fatalf("manifest %s", d.Manifest)
+	}
+	for _, l := range m.Layers {
+		if l.MediaType != "application/vnd.oci.image.layer.v1.tar+zstd" {
+			t.Fatalf("layer media type %s", l.MediaType)
+		}
+	}
+	// Pulled into another store: the same image, unpacked from zstd.
+	st2 := newStore(t)
+	back, err := cl.Pull(ctx, st2, srv.Addr()+"/z/zstd:1", PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back[0].ID != pulled[0].ID {
+		t.Fatalf("image %s after zstd, %s before", back[0].ID, pulled[0].ID)
+	}
+	if rep, err := st2.Check(ctx, false); err != nil || len(rep.Problems) != 0 {
+		t.Fatalf("store check: %+v %v", rep, err)
+	}
+	// The stored image still has its own manifest.
+	img, _ := st.Get(ctx, srv.Addr()+"/z/src:1")
+	if img.Manifest.Digest != pulled[0].Digest {
+		t.Fatal("the push changed the stored image")
+	}
+	// Pushing zstd layers as zstd recompresses nothing; as gzip it does.
+	again, err := cl.Push(ctx, st2, srv.Addr()+"/z/zstd:1", srv.Addr()+"/z/zstd2:1", PushOptions{Compression: ZstdLayers})
+	if err != nil || again.Digest != pushed.Digest {
+		t.Fatalf("zstd to zstd: %v %v", again, err)
+	}
+	if _, err := ParseCompression("lz4"); !errdefs.IsInvalidArgument(err) {
+		t.Fatal("lz4 accepted")
+	}
+}

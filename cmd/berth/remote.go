@@ -104,12 +104,9 @@ func pushCmd(a *app) *cobra.Command {
 		Short: "Upload an image to a registry",
 		Args:  rangeArgs(1, 2, "the image, and where to push it if not to its name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch format {
-			case "", "gzip":
-			case "zstd":
-				return usageError(cmd, errors.New("--compression-format zstd: recompressing layers is not there yet; images are pushed with the compression they are stored with"))
-			default:
-				return usageError(cmd, fmt.Errorf("--compression-format %q: gzip or zstd", format))
+			comp, err := registry.ParseCompression(format)
+			if err != nil {
+				return usageError(cmd, err)
 			}
 			dest := ""
 			if len(args) == 2 {
@@ -128,14 +125,14 @@ func pushCmd(a *app) *cobra.Command {
 				return err
 			}
 			rep, wait := a.reporter(quiet, true)
-			_, err = cl.Push(cmd.Context(), s, args[0], dest, registry.PushOptions{Progress: rep})
+			_, err = cl.Push(cmd.Context(), s, args[0], dest, registry.PushOptions{Progress: rep, Compression: comp})
 			wait()
 			return err
 		},
 	}
 	fl := cmd.Flags()
 	fl.BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
-	fl.StringVar(&format, "compression-format", "", "layer compression: gzip (as stored)")
+	fl.StringVar(&format, "compression-format", "", "layer compression: gzip or zstd (default: as stored; others are recompressed for the push)")
 	rf.add(fl)
 	return cmd
 }
