@@ -23,7 +23,10 @@ import (
 	"github.com/berthproject/berth/registry/server"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	digest "github.com/opencontainers/go-digest"
@@ -750,5 +753,43 @@ func TestPushRecompresses(t *testing.T) {
 	}
 	if _, err := ParseCompression("lz4"); !errdefs.IsInvalidArgument(err) {
 		t.Fatal("lz4 accepted")
+	}
+}
+
+// TestReferrers: an artifact pushed with a subject is found through the
+// referrers API of berth's server, and through the tag schema's fallback
+// index on a registry that has no referrers API.
+func TestReferrers(t *testing.T) {
+	berthSrv := serve(t, server.Options{})
+	plain := httptest.NewServer(ggcrregistry.New()) // no referrers API
+	defer plain.Close()
+	for name_, addr := range map[string]string{"referrers API": berthSrv.Addr(), "tag fallback": strings.TrimPrefix(plain.URL, "http://")} {
+		t.Run(name_, func(t *testing.T) {
+			img := seed(t, addr, "sig/app:1", 1)
+			subj, _ := img.Digest()
+			sig, err := random.Image(128, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			desc, _ := partial.Descriptor(img)
+			sig = mutate.Subject(mutate.ConfigMediaType(sig, "application/vnd.berth.signature.v1+json"), *desc).(v1.Image)
+			sd, _ := sig.Digest()
+			ref, _ := name.ParseReference(addr+"/sig/app@"+sd.String(), name.Insecure)
+			if err := remote.Write(ref, sig); err != nil {
+				t.Fatal(err)
+			}
+			cl := client(t, Options{})
+			got, err := cl.Referrers(context.Background(), addr+"/sig/app", digest.Digest(subj.String()), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].Digest.String() != sd.String() || got[0].ArtifactType != "application/vnd.berth.signature.v1+json" {
+				t.Fatalf("referrers %+v, want %s", got, sd)
+			}
+			none, err := cl.Referrers(context.Background(), addr+"/sig/app", digest.Digest(subj.String()), "application/vnd.other")
+			if err != nil || len(none) != 0 {
+				t.Fatalf("filtered: %+v %v", none, err)
+			}
+		})
 	}
 }
