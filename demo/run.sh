@@ -211,6 +211,28 @@ $B run --rm demo/busybox:1 true
 $B ps -aq | wc -l | sed 's/^/containers left: /'
 echo "mounts under the demo's directories: $before before and $(grep -c "$work" /proc/self/mountinfo || true) after"
 
+# ---- registries: serve, push, pull, copy ------------------------------
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+$B registry serve --addr "127.0.0.1:$port" --no-access-log 2>"$work/registry.log" &
+regpid=$!
+trap 'kill $regpid 2>/dev/null; cleanup_containers; cleanup_images; cleanup' EXIT
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break; sleep 0.1; done
+
+say "a registry of our own (berth registry serve), and a push to it"
+$B tag demo/notes:1 "127.0.0.1:$port/demo/notes:1"
+$B push "127.0.0.1:$port/demo/notes:1"
+
+say "pulled into an empty store, it runs there"
+B3="$BIN/berth --root $work/store3 --runroot $work/run3"
+$B3 pull "127.0.0.1:$port/demo/notes:1"
+$B3 run --rm "127.0.0.1:$port/demo/notes:1"
+
+say "copied to an OCI layout: the same manifest digest"
+$B image copy -q "docker://127.0.0.1:$port/demo/notes:1" "oci:$work/layout:1"
+echo "pulled:       $($B3 images --digests --format '{{.Digest}}' 127.0.0.1:$port/demo/notes)"
+echo "layout index: $(python3 -c "import json; print(json.load(open('$work/layout/index.json'))['manifests'][0]['digest'])")"
+kill -INT $regpid; wait $regpid 2>/dev/null || true
+
 say "system check: every blob re-hashed, every layer chain walked"
 $B system check
 say "done"
