@@ -793,3 +793,156 @@ func TestReferrers(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenAuth: a registry that sends clients to a token server (as
+// Docker Hub and most registries do): the credentials go to the token
+// server, the registry gets only the bearer token.
+func TestTokenAuth(t *testing.T) {
+	backend := serve(t, server.Options{})
+	seed(t, backend.Addr(), "tok/app:1", 1)
+	const token = "berth-test-token"
+	var tokenServer *httptest.Server
+	tokenServer = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || u != "dave" || p != "pw" || r.URL.Query().Get("service") != "berth-test" || !strings.Contains(r.URL.Query().Get("scope"), "repository:tok/app:pull") {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"token": token})
+	}))
+	defer tokenServer.Close()
+	front, addr := proxy(t, backend.Addr())
+	_ = front
+	// The proxy asks for the token on every registry request.
+	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+tokenServer.URL+`/token",service="berth-test",scope="repository:tok/app:pull"`)
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
+			return
+		}
+		r.Header.Del("Authorization")
+		u, _ := url.Parse("http://" + addr)
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, u.String()+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	defer gate.Close()
+	reg := strings.TrimPrefix(gate.URL, "http://")
+	authFile := filepath.Join(t.TempDir(), "auth.json")
+	cl := client(t, Options{AuthFile: authFile})
+	ctx := context.Background()
+	if _, err := cl.Pull(ctx, newStore(t), reg+"/tok/app:1", PullOptions{}); !errdefs.IsPermissionDenied(err) {
+		t.Fatalf("pull without credentials: %v", err)
+	}
+	os.WriteFile(authFile, []byte(`{"auths":{"`+reg+`":{"auth":"`+base64.StdEncoding.EncodeToString([]byte("dave:pw"))+`"}}}`), 0o600)
+	cl = client(t, Options{AuthFile: authFile})
+	if _, err := cl.Pull(ctx, newStore(t), reg+"/tok/app:1", PullOptions{}); err != nil {
+		t.Fatalf("pull with a token: %v", err)
+	}
+}
+
+// TestCredentialHelper: config.json's credsStore is a docker-credential-*
+// program: login stores through it, pulls read through it.
+func TestCredentialHelper(t *testing.T) {
+	dir := t.TempDir()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	htpasswd := filepath.Join(dir, "htpasswd")
+	os.WriteFile(htpasswd, []byte("erin:"+string(hash)+"\n"), 0o600)
+	srv := serve(t, server.Options{Htpasswd: htpasswd})
+	seedAuth(t, srv.Addr(), "helper/app:1", "erin", "pw")
+	// A helper that keeps credentials in a file of its own.
+	bin := filepath.Join(dir, "bin")
+	os.MkdirAll(bin, 0o755)
+	store := filepath.Join(dir, "helper-store.json")
+	os.WriteFile(filepath.Join(bin, "docker-credential-berthtest"), []byte(`#!/bin/sh
+case "$1" in
+store) cat > `+store+` ;;
+get) cat >/dev/null; if [ -s `+store+` ]; then cat `+store+`; else echo "credentials not found in native keychain"; exit 1; fi ;;
+erase) cat >/dev/null; rm -f `+store+` ;;
+list) echo '{}' ;;
+esac
+`), 0o755)
+	authFile := filepath.Join(dir, "config.json")
+	os.WriteFile(authFile, []byte(`{"credsStore":"berthtest"}`), 0o600)
+	cl := client(t, Options{AuthFile: authFile})
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	ctx := context.Background()
+	if err := cl.Login(ctx, srv.Addr(), "erin", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(store); !strings.Contains(string(b), `"Secret":"pw"`) {
+		t.Fatalf("the helper was not given the credentials: %s", b)
+	}
+	if b, _ := os.ReadFile(authFile); strings.Contains(string(b), "auth\"") {
+		t.Fatalf("the password went to config.json too: %s", b)
+	}
+	if _, err := cl.Pull(ctx, newStore(t), srv.Addr()+"/helper/app:1", PullOptions{}); err != nil {
+		t.Fatalf("pull with the helper's credentials: %v", err)
+	}
+	if err := cl.Logout(srv.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(store); err == nil {
+		t.Fatal("logout left the helper's credentials")
+	}
+}
+
+func seedAuth(t *testing.T, addr, repo, user, pass string) {
+	t.Helper()
+	img, _ := random.Image(1024, 1)
+	ref, _ := name.ParseReference(addr+"/"+repo, name.Insecure)
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: user, Password: pass})); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSlowRegistry: a registry that takes its time to answer (but
+// answers) is waited for.
+func TestSlowRegistry(t *testing.T) {
+	srv := serve(t, server.Options{})
+	seed(t, srv.Addr(), "slow/app:1", 2)
+	u, _ := url.Parse("http://" + srv.Addr())
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, u.String()+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		// The body trickles.
+		buf := make([]byte, 16<<10)
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 {
+				w.Write(buf[:n])
+				w.(http.Flusher).Flush()
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}))
+	defer slow.Close()
+	cl := client(t, Options{})
+	if _, err := cl.Pull(context.Background(), newStore(t), strings.TrimPrefix(slow.URL, "http://")+"/slow/app:1", PullOptions{}); err != nil {
+		t.Fatalf("pull from a slow registry: %v", err)
+	}
+}
