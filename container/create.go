@@ -79,6 +79,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*Container, error
 	if err != nil {
 		return nil, err
 	}
+	if e.check != nil {
+		if err := e.check(ctx, o.Image); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := e.images.Config(ctx, img)
 	if err != nil {
 		return nil, err

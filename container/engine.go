@@ -29,6 +29,9 @@ type Options struct {
 	// the berth binary and the global flags this engine was opened with,
 	// to which "container cleanup ID" is appended.
 	ExitCommand []string
+	// ImageCheck, if set, decides whether a container may be made from an
+	// image (the trust policy): Create calls it before anything is made.
+	ImageCheck func(ctx context.Context, ref string) error
 }
 
 // Engine runs containers.
@@ -39,6 +42,7 @@ type Engine struct {
 	volumes *volume.Store
 	binDir  string
 	exitCmd []string
+	check   func(context.Context, string) error
 }
 
 // Open opens the engine over root and runRoot.
@@ -48,7 +52,7 @@ func Open(o Options) (*Engine, error) {
 			return nil, fmt.Errorf("containers: %w", err)
 		}
 	}
-	return &Engine{root: o.Root, runRoot: o.RunRoot, images: o.Images, volumes: o.Volumes, binDir: o.BinDir, exitCmd: o.ExitCommand}, nil
+	return &Engine{root: o.Root, runRoot: o.RunRoot, images: o.Images, volumes: o.Volumes, binDir: o.BinDir, exitCmd: o.ExitCommand, check: o.ImageCheck}, nil
 }
 
 // ImageUsers lists the containers made from an image, for image removal

@@ -24,6 +24,13 @@ import (
 type LoadOptions struct {
 	// Platform chooses from manifest lists; zero means the host's.
 	Platform ocispec.Platform
+	// Artifact, if set, is handed each artifact an OCI layout lists (an
+	// index.json entry with an artifactType), before any image is checked.
+	// Without it artifacts are skipped.
+	Artifact func(Artifact) error
+	// Check, if set, decides on each image before anything of it is
+	// unpacked or recorded: an error stores none of the images.
+	Check func(context.Context, Candidate) error
 }
 
 // Loaded is an image a load stored.
@@ -394,6 +401,12 @@ func (s *Store) imagesOfLayout(ctx context.Context, idx *archiveIndex, o LoadOpt
 		if err := validDescriptor(m, fmt.Sprintf("index.json entry %d", i)); err != nil {
 			return nil, err
 		}
+		if m.ArtifactType != "" {
+			if err := s.loadArtifact(ctx, src, m, o); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if src != nil {
 			if err := s.fetchDocuments(ctx, src, m, platformOr(o.Platform)); err != nil {
 				return nil, err
@@ -460,11 +473,22 @@ func (s *Store) storeFrom(ctx context.Context, pending []pendingImage, o LoadOpt
 	platform := platformOr(o.Platform)
 	var imgs []Image
 	byID := map[digest.Digest]int{}
-	for _, p := range pending {
+	resolvedAll := make([]*resolved, len(pending))
+	for i, p := range pending {
 		res, err := resolve(ctx, s.content, p.desc, platform)
 		if err != nil {
 			return nil, err
 		}
+		if o.Check != nil {
+			c := Candidate{Names: p.names, Digests: p.digests, Manifest: res.manifest, Parsed: res.m, Config: res.config}
+			if err := o.Check(ctx, c); err != nil {
+				return nil, err
+			}
+		}
+		resolvedAll[i] = res
+	}
+	for i, p := range pending {
+		res := resolvedAll[i]
 		if err := s.unpack(ctx, res, src); err != nil {
 			return nil, fmt.Errorf("image %s: %w", shortID(res.m.Config.Digest), err)
 		}
@@ -551,4 +575,16 @@ func (s *Store) recordOf(ctx context.Context, res *resolved) Image {
 		}
 	}
 	return img
+}
+
+// loadArtifact hands an artifact of a layout to o.Artifact.
+func (s *Store) loadArtifact(ctx context.Context, src layerSource, desc ocispec.Descriptor, o LoadOptions) error {
+	if o.Artifact == nil {
+		return nil
+	}
+	a, err := s.artifactOf(ctx, src, desc)
+	if err != nil {
+		return err
+	}
+	return o.Artifact(a)
 }

@@ -210,6 +210,12 @@ func (s *Store) loadFile(ctx context.Context, f *os.File, o LoadOptions) ([]Load
 		if err := validDescriptor(m, fmt.Sprintf("index.json entry %d", i)); err != nil {
 			return nil, err
 		}
+		if m.ArtifactType != "" {
+			if err := s.loadArtifact(ctx, src, m, o); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err := s.fetchDocuments(ctx, src, m, platform); err != nil {
 			return nil, err
 		}

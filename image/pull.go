@@ -35,6 +35,9 @@ type PullOptions struct {
 	Digests []string
 	// Progress, if set, hears of each layer as its fetch starts and ends.
 	Progress func(LayerEvent)
+	// Check, if set, decides on the image once its manifest and config
+	// are fetched and before any layer is: an error stores nothing.
+	Check func(context.Context, Candidate) error
 }
 
 // LayerEvent is a layer's fetch starting (Done false) or ending.
@@ -66,7 +69,7 @@ func (s *Store) Pull(ctx context.Context, f Fetcher, desc ocispec.Descriptor, o 
 	if err := s.fetchDocuments(ctx, src, desc, platform); err != nil {
 		return Loaded{}, err
 	}
-	imgs, err := s.storeFrom(ctx, []pendingImage{{desc: desc, names: o.Names, digests: o.Digests}}, LoadOptions{Platform: platform}, src)
+	imgs, err := s.storeFrom(ctx, []pendingImage{{desc: desc, names: o.Names, digests: o.Digests}}, LoadOptions{Platform: platform, Check: o.Check}, src)
 	if err != nil {
 		return Loaded{}, err
 	}

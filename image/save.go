@@ -103,6 +103,13 @@ func (s *Store) collect(ctx context.Context, refs []string) ([]*saved, error) {
 // Save writes the images refs name to w as a docker-archive or OCI
 // archive. Every byte written is read through its digest check first.
 func (s *Store) Save(ctx context.Context, w io.Writer, refs []string, format SaveFormat) error {
+	return s.SaveWith(ctx, w, refs, format, nil)
+}
+
+// SaveWith is Save with artifacts (signatures, custody records) carried
+// beside the images; a docker-archive has no place for them and refuses
+// none: they are left out.
+func (s *Store) SaveWith(ctx context.Context, w io.Writer, refs []string, format SaveFormat, arts []Artifact) error {
 	imgs, err := s.collect(ctx, refs)
 	if err != nil {
 		return err
@@ -112,7 +119,7 @@ func (s *Store) Save(ctx context.Context, w io.Writer, refs []string, format Sav
 	case DockerArchive:
 		err = s.writeDockerArchive(ctx, tw, imgs)
 	case OCIArchive:
-		err = s.writeLayout(ctx, tarSink{tw}, imgs, nil)
+		err = s.writeLayout(ctx, tarSink{tw}, imgs, nil, arts)
 	default:
 		err = fmt.Errorf("save: format %q is not an archive format: %w", format, errdefs.ErrInvalidArgument)
 	}
@@ -128,6 +135,11 @@ func (s *Store) Save(ctx context.Context, w io.Writer, refs []string, format Sav
 // SaveDir writes the images as an OCI layout in dir, adding them to a
 // layout already there.
 func (s *Store) SaveDir(ctx context.Context, dir string, refs []string) error {
+	return s.SaveDirWith(ctx, dir, refs, nil)
+}
+
+// SaveDirWith is SaveDir with artifacts carried beside the images.
+func (s *Store) SaveDirWith(ctx context.Context, dir string, refs []string, arts []Artifact) error {
 	imgs, err := s.collect(ctx, refs)
 	if err != nil {
 		return err
@@ -143,7 +155,7 @@ func (s *Store) SaveDir(ctx context.Context, dir string, refs []string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("save: %w", err)
 	}
-	return s.writeLayout(ctx, dirSink(dir), imgs, existing.Manifests)
+	return s.writeLayout(ctx, dirSink(dir), imgs, existing.Manifests, arts)
 }
 
 // sink is where a layout's files go: a tar or a directory.
@@ -229,7 +241,7 @@ func (s *Store) copyBlob(ctx context.Context, sk sink, desc ocispec.Descriptor) 
 	return nil
 }
 
-func (s *Store) writeLayout(ctx context.Context, sk sink, imgs []*saved, index []ocispec.Descriptor) error {
+func (s *Store) writeLayout(ctx context.Context, sk sink, imgs []*saved, index []ocispec.Descriptor, arts []Artifact) error {
 	for _, sv := range imgs {
 		for _, d := range append([]ocispec.Descriptor{sv.m.Config}, sv.m.Layers...) {
 			if err := s.copyBlob(ctx, sk, d); err != nil {
@@ -257,6 +269,10 @@ func (s *Store) writeLayout(ctx context.Context, sk sink, imgs []*saved, index [
 			}
 			index = addToIndex(index, d)
 		}
+	}
+	index, err := writeArtifacts(sk, arts, index)
+	if err != nil {
+		return err
 	}
 	ib, err := json.MarshalIndent(ocispec.Index{Versioned: specsVersioned(), MediaType: ocispec.MediaTypeImageIndex, Manifests: index}, "", "  ")
 	if err != nil {

@@ -28,6 +28,10 @@ type PullOptions struct {
 	AllTags bool
 	// Progress hears of each step (Lines for Docker's output); nil for none.
 	Progress Reporter
+	// Check, if set, decides on each image (pulled from repository) once
+	// its manifest and config are fetched, before any layer is: an error
+	// stores nothing. The trust policy is enforced here.
+	Check func(ctx context.Context, repository string, c image.Candidate) error
 }
 
 // Pulled is one image a pull stored.
@@ -137,6 +141,9 @@ func (cl *Client) pullOne(ctx context.Context, store *image.Store, ref name.Refe
 	if t, ok := ref.(name.Tag); ok {
 		po.Names = []string{full + ":" + t.TagStr()}
 		pulledRef = po.Names[0]
+	}
+	if o.Check != nil {
+		po.Check = func(ctx context.Context, c image.Candidate) error { return o.Check(ctx, full, c) }
 	}
 	var mu sync.Mutex
 	fetched := false

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -43,7 +44,11 @@ func loadCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := image.LoadOptions{Platform: p}
+			ch, err := a.checker()
+			if err != nil {
+				return err
+			}
+			opts := ch.LoadOptions(image.LoadOptions{Platform: p})
 			var loaded []image.Loaded
 			if input != "" {
 				loaded, err = s.LoadPath(cmd.Context(), input, opts)
@@ -90,17 +95,24 @@ func saveCmd(a *app) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
+			var arts []image.Artifact
+			if f != image.DockerArchive {
+				// Signatures and custody records travel in OCI layouts.
+				if arts, err = a.attachedArtifacts(ctx, s, args); err != nil {
+					return err
+				}
+			}
 			if f == image.OCIDir {
 				if output == "" {
 					return usageError(cmd, errors.New("--format oci-dir needs -o DIRECTORY"))
 				}
-				return s.SaveDir(ctx, output, args)
+				return s.SaveDirWith(ctx, output, args, arts)
 			}
 			if output == "" {
 				if isTerminal(a.stdout) {
 					return usageError(cmd, errors.New("cowardly refusing to write an archive to a terminal: use -o FILE or redirect"))
 				}
-				return s.Save(ctx, a.stdout, args, f)
+				return s.SaveWith(ctx, a.stdout, args, f, arts)
 			}
 			// The archive appears whole or not at all.
 			tmp, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".tmp-")
@@ -108,7 +120,7 @@ func saveCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer os.Remove(tmp.Name())
-			if err := s.Save(ctx, tmp, args, f); err != nil {
+			if err := s.SaveWith(ctx, tmp, args, f, arts); err != nil {
 				tmp.Close()
 				return err
 			}
@@ -196,4 +208,26 @@ func importCmd(a *app) *cobra.Command {
 	fl.StringVarP(&message, "message", "m", "", "commit message for the image's history")
 	fl.StringVar(&platform, "platform", "", "the image's platform (os/arch[/variant]; default: this host's)")
 	return cmd
+}
+
+// attachedArtifacts are the signatures and custody records of the images
+// refs name, and of the images their custody chains name.
+func (a *app) attachedArtifacts(ctx context.Context, s *image.Store, refs []string) ([]image.Artifact, error) {
+	ts, err := a.trustStore()
+	if err != nil {
+		return nil, err
+	}
+	var out []image.Artifact
+	for _, r := range refs {
+		img, err := s.Get(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		arts, err := ts.ChainArtifacts(img.Manifest)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, arts...)
+	}
+	return out, nil
 }

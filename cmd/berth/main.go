@@ -17,6 +17,7 @@ import (
 	"github.com/berthproject/berth/container"
 	"github.com/berthproject/berth/errdefs"
 	"github.com/berthproject/berth/image"
+	"github.com/berthproject/berth/trust"
 	"github.com/berthproject/berth/volume"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
@@ -38,6 +39,9 @@ type app struct {
 	runRoot  string
 	driver   string
 	logLevel string
+	// signaturePolicy and custodyPolicy override where the trust policy is read.
+	signaturePolicy string
+	custodyPolicy   string
 
 	stdin  io.Reader
 	stdout io.Writer
@@ -46,6 +50,8 @@ type app struct {
 	store   *image.Store
 	engine  *container.Engine
 	volumes *volume.Store
+
+	trustChecker *trust.Checker
 }
 
 // exitError carries an exit code other than 125 out of a command.
@@ -151,7 +157,17 @@ func (a *app) containers() (*container.Engine, error) {
 	}
 	exitCmd := []string{self, "--root", a.root, "--runroot", a.runRoot, "--storage-driver", imgs.Driver()}
 	e, err := container.Open(container.Options{Root: a.root, RunRoot: a.runRoot, Images: imgs, Volumes: vols,
-		BinDir: filepath.Dir(self), ExitCommand: exitCmd})
+		BinDir: filepath.Dir(self), ExitCommand: exitCmd,
+		// The trust policy is read when a container is made, so that a
+		// policy that does not parse stops run and create, not ps or rm.
+		ImageCheck: func(ctx context.Context, ref string) error {
+			ch, err := a.checker()
+			if err != nil {
+				return err
+			}
+			_, err = ch.CheckStored(ctx, imgs, ref)
+			return err
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +208,8 @@ func newRoot(a *app) *cobra.Command {
 	f.StringVar(&a.runRoot, "runroot", defaultRunRoot(), "runtime state directory (mounts, running containers)")
 	f.StringVar(&a.driver, "storage-driver", os.Getenv("BERTH_STORAGE_DRIVER"), "snapshot driver of a new store: overlay or vfs (default: overlay where it works)")
 	f.StringVar(&a.logLevel, "log-level", "warn", "diagnostics on stderr: debug, info, warn or error")
+	f.StringVar(&a.signaturePolicy, "signature-policy", os.Getenv("BERTH_SIGNATURE_POLICY"), "policy.json to enforce (default: ~/.config/containers/policy.json, then /etc/containers/policy.json)")
+	f.StringVar(&a.custodyPolicy, "custody-policy", os.Getenv("BERTH_CUSTODY_POLICY"), "custody policy to enforce (default: /etc/berth/custody.json as root, ~/.config/berth/custody.json otherwise)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError(cmd, err) })
 
 	imageCmd := &cobra.Command{Use: "image", Short: "Manage images", Args: noArgs}
@@ -213,6 +231,7 @@ func newRoot(a *app) *cobra.Command {
 	volumeCmd.AddCommand(volumeCreateCmd(a), volumeLsCmd(a), volumeInspectCmd(a), volumeRmCmd(a), volumePruneCmd(a))
 	generateCmd := &cobra.Command{Use: "generate", Short: "Generate files for other tools", Args: noArgs}
 	generateCmd.AddCommand(generateSystemdCmd(a))
+	root.AddCommand(keyCmd(a), signCmd(a), verifyCmd(a), custodyCmd(a), trustCmd(a))
 	root.AddCommand(imageCmd, systemCmd, containerCmd, volumeCmd, generateCmd, registryCmd(a),
 		imagesCmd(a, "images"), inspectCmd(a, false), historyCmd(a), tagCmd(a), rmiCmd(a, "rmi"),
 		loadCmd(a), saveCmd(a), importCmd(a), versionCmd(a),
@@ -288,7 +307,7 @@ func versionCmd(a *app) *cobra.Command {
 // CLI leaves them out.
 var kindWords = []error{errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument,
 	errdefs.ErrFailedPrecondition, errdefs.ErrConflict, errdefs.ErrUnavailable, errdefs.ErrDataLoss, errdefs.ErrNotImplemented,
-	errdefs.ErrPermissionDenied}
+	errdefs.ErrPermissionDenied, trust.ErrUntrusted}
 
 // message is the one line a user sees for an error.
 func message(err error) string {

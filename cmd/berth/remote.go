@@ -9,6 +9,8 @@ import (
 
 	"github.com/berthproject/berth/image"
 	"github.com/berthproject/berth/registry"
+	"github.com/berthproject/berth/trust"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -77,8 +79,12 @@ func pullCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			check, err := a.pullCheck(cl)
+			if err != nil {
+				return err
+			}
 			rep, wait := a.reporter(quiet, false)
-			o := registry.PullOptions{Platform: p, AllTags: all, Progress: rep}
+			o := registry.PullOptions{Platform: p, AllTags: all, Progress: rep, Check: check}
 			pulled, err := cl.Pull(cmd.Context(), s, args[0], o)
 			wait()
 			for _, pl := range pulled {
@@ -98,7 +104,7 @@ func pullCmd(a *app) *cobra.Command {
 func pushCmd(a *app) *cobra.Command {
 	var rf remoteFlags
 	var quiet bool
-	var format string
+	var format, signBy string
 	cmd := &cobra.Command{
 		Use:   "push [OPTIONS] NAME[:TAG] [DESTINATION]",
 		Short: "Upload an image to a registry",
@@ -124,13 +130,52 @@ func pushCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var key *trust.PrivateKey
+			if signBy != "" {
+				if key, err = a.privateKey(signBy, false); err != nil {
+					return err
+				}
+			}
+			ctx := cmd.Context()
 			rep, wait := a.reporter(quiet, true)
-			_, err = cl.Push(cmd.Context(), s, args[0], dest, registry.PushOptions{Progress: rep, Compression: comp})
+			pushed, err := cl.Push(ctx, s, args[0], dest, registry.PushOptions{Progress: rep, Compression: comp})
 			wait()
-			return err
+			if err != nil {
+				return err
+			}
+			img, err := s.Get(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: pushed.Digest, Size: pushed.Size}
+			if img.Manifest.Digest == pushed.Digest {
+				desc = img.Manifest
+			}
+			if key != nil {
+				sig, err := trust.Sign(key, pushed.Ref, pushed.Digest)
+				if err != nil {
+					return err
+				}
+				ts, err := a.trustStore()
+				if err != nil {
+					return err
+				}
+				if err := ts.Add(pushed.Digest, trust.Attached{Signatures: []trust.Signature{sig}}); err != nil {
+					return err
+				}
+			}
+			n, err := a.pushAttached(ctx, cl, pushed.Ref, desc)
+			if err != nil {
+				return fmt.Errorf("push %s: signatures: %w", pushed.Ref, err)
+			}
+			if n > 0 && !quiet {
+				fmt.Fprintf(a.stdout, "Pushed %d signature(s) and custody record(s) with it\n", n)
+			}
+			return nil
 		},
 	}
 	fl := cmd.Flags()
+	fl.StringVar(&signBy, "sign-by", "", "sign the pushed image with this private key (NAME.key; password from BERTH_PASSWORD or a prompt)")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
 	fl.StringVar(&format, "compression-format", "", "layer compression: gzip or zstd (default: as stored; others are recompressed for the push)")
 	rf.add(fl)

@@ -11,6 +11,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -111,6 +113,14 @@ func runScripts(t *testing.T, files []string, runtime string) {
 			env.Setenv("DOCKER_CONFIG", filepath.Join(env.WorkDir, "home", ".docker"))
 			env.Setenv("XDG_RUNTIME_DIR", filepath.Join(env.WorkDir, "xdg"))
 			env.Setenv("REGISTRY_AUTH_FILE", "")
+			// The trust policy of the script's own, not the host's.
+			accept := filepath.Join(env.WorkDir, "home", "accept-policy.json")
+			os.MkdirAll(filepath.Dir(accept), 0o755)
+			if err := os.WriteFile(accept, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`), 0o644); err != nil {
+				return err
+			}
+			env.Setenv("BERTH_SIGNATURE_POLICY", accept)
+			env.Setenv("BERTH_CUSTODY_POLICY", filepath.Join(env.WorkDir, "home", "custody.json"))
 			work := env.WorkDir
 			env.Defer(func() {
 				// Leave no mount behind, whatever the script did.
@@ -144,6 +154,7 @@ func runScripts(t *testing.T, files []string, runtime string) {
 			"htpasswd":    htpasswd,
 			"mkcert":      mkcert,
 			"badregistry": badregistry,
+			"tamper":      tamper,
 		},
 	})
 }
@@ -464,4 +475,49 @@ func badregistry(ts *testscript.TestScript, neg bool, args []string) {
 	go srv.Serve(l)
 	ts.Defer(func() { srv.Close() })
 	ts.Setenv(args[0], l.Addr().String())
+}
+
+// tamper ROOT DIGEST payload|version alters every custody record the
+// store at ROOT has attached to manifest DIGEST: payload changes a
+// layer's created_by under the signature, version makes the predicate
+// version 2.
+func tamper(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: tamper ROOT DIGEST payload|version")
+	}
+	path := filepath.Join(ts.MkAbs(args[0]), "trust", "attached", "sha256", strings.TrimPrefix(args[1], "sha256:")+".json")
+	args = args[1:]
+	b, err := os.ReadFile(path)
+	ts.Check(err)
+	var att struct {
+		Signatures json.RawMessage `json:"signatures,omitempty"`
+		Records    [][]byte        `json:"records"`
+	}
+	ts.Check(json.Unmarshal(b, &att))
+	if len(att.Records) == 0 {
+		ts.Fatalf("%s holds no custody record", path)
+	}
+	for i, r := range att.Records {
+		var env map[string]any
+		ts.Check(json.Unmarshal(r, &env))
+		body, err := base64.StdEncoding.DecodeString(env["payload"].(string))
+		ts.Check(err)
+		var st map[string]any
+		ts.Check(json.Unmarshal(body, &st))
+		pred := st["predicate"].(map[string]any)
+		switch args[1] {
+		case "payload":
+			layers := pred["layers"].([]any)
+			layers[0].(map[string]any)["createdBy"] = "sh -c 'something else'"
+		case "version":
+			pred["version"] = 2
+		default:
+			ts.Fatalf("tamper: %q: payload or version", args[1])
+		}
+		body, _ = json.Marshal(st)
+		env["payload"] = base64.StdEncoding.EncodeToString(body)
+		att.Records[i], _ = json.Marshal(env)
+	}
+	out, _ := json.Marshal(att)
+	ts.Check(os.WriteFile(path, out, 0o600))
 }
