@@ -231,6 +231,45 @@ say "copied to an OCI layout: the same manifest digest"
 $B image copy -q "docker://127.0.0.1:$port/demo/notes:1" "oci:$work/layout:1"
 echo "pulled:       $($B3 images --digests --format '{{.Digest}}' 127.0.0.1:$port/demo/notes)"
 echo "layout index: $(python3 -c "import json; print(json.load(open('$work/layout/index.json'))['manifests'][0]['digest'])")"
+say "chain of custody: three teams, three keys"
+export BERTH_PASSWORD=demo-password
+keys="$work/keys"; mkdir -p "$keys"
+for t in platform middleware app; do $B key generate "$keys/$t" | tail -1 | sed "s/^/$t: /"; done
+accept="$work/accept.json"; echo '{"default":[{"type":"insecureAcceptAnything"}]}' > "$accept"
+R="127.0.0.1:$port"
+team() { local t=$1; shift; $BIN/berth --root "$work/team-$t" --runroot "$work/team-$t-run" --signature-policy "$accept" --custody-policy "$work/team-$t.json" "$@"; }
+
+say "platform: a busybox base, its custody record, signed on push"
+team platform load -i "$work/base.tar" >/dev/null
+team platform tag demo/busybox:1 "$R/platform/base:1"
+team platform custody sign --key "$keys/platform.key" --team platform "$R/platform/base:1"
+team platform push -q --sign-by "$keys/platform.key" "$R/platform/base:1"
+
+say "middleware: pulls (verifying platform), adds a layer, signs its record on top"
+team middleware trust set "$R/platform" --team "platform=$keys/platform.pub"
+team middleware pull -q "$R/platform/base:1"
+team middleware run --name mw "$R/platform/base:1" sh -c 'echo "runtime 1.0" > /runtime.txt'
+team middleware commit --custody-key "$keys/middleware.key" --custody-team middleware mw "$R/middleware/rt:1"
+team middleware push -q --sign-by "$keys/middleware.key" "$R/middleware/rt:1"
+
+say "app: the same on top of middleware"
+team app trust set "$R/middleware" --team "platform=$keys/platform.pub" --team "middleware=$keys/middleware.pub"
+team app pull -q "$R/middleware/rt:1"
+team app run --name web "$R/middleware/rt:1" sh -c 'echo "hello from the app team" > /app.txt'
+team app commit --custody-key "$keys/app.key" --custody-team app web "$R/app/web:1"
+team app push -q --sign-by "$keys/app.key" "$R/app/web:1"
+
+say "the user requires platform → middleware → app for $R/app, and runs it"
+team user trust set "$R/app" --team "platform=$keys/platform.pub" --team "middleware=$keys/middleware.pub" --team "app=$keys/app.pub"
+team user pull -q "$R/app/web:1"
+team user run --rm "$R/app/web:1" cat /runtime.txt /app.txt
+team user verify --custody "$R/app/web:1"
+
+say "an unsigned layer on top is refused at pull: nothing is stored"
+team app run --name extra "$R/app/web:1" sh -c 'echo sneaky > /extra.txt'
+team app commit extra "$R/app/web:2" >/dev/null
+team app push -q "$R/app/web:2"
+team user pull -q "$R/app/web:2" || true
 kill -INT $regpid; wait $regpid 2>/dev/null || true
 
 say "system check: every blob re-hashed, every layer chain walked"

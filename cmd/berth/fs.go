@@ -202,6 +202,7 @@ func diffCmd(a *app) *cobra.Command {
 
 func commitCmd(a *app) *cobra.Command {
 	var o container.CommitOptions
+	var co custodyOpts
 	cmd := &cobra.Command{
 		Use:   "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
 		Short: "Make an image of a container's changes",
@@ -219,11 +220,28 @@ func commitCmd(a *app) *cobra.Command {
 			if len(args) == 2 {
 				o.Ref = args[1]
 			}
+			if (co.key == "") != (co.team == "") {
+				return usageError(cmd, errors.New("--custody-key and --custody-team go together"))
+			}
+			if co.key != "" && o.Ref == "" {
+				return usageError(cmd, errors.New("a custody record needs the new image's name"))
+			}
+			if co.key != "" && co.base == "" {
+				// The team built on the image the container was made from.
+				c, err := e.Get(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				co.base = c.Image
+			}
 			img, err := e.Commit(cmd.Context(), args[0], o)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(a.stdout, img.ID.String())
+			if co.key != "" {
+				return a.custodySign(cmd.Context(), co, o.Ref)
+			}
 			return nil
 		},
 	}
@@ -232,6 +250,7 @@ func commitCmd(a *app) *cobra.Command {
 	fl.StringVarP(&o.Message, "message", "m", "", "commit message")
 	fl.StringArrayVarP(&o.Changes, "change", "c", nil, "apply a Dockerfile instruction to the image")
 	fl.BoolVarP(&o.Pause, "pause", "p", true, "pause the container while it is committed")
+	co.add(cmd, "custody-")
 	return cmd
 }
 

@@ -439,9 +439,13 @@ type custodyOpts struct {
 
 func (co *custodyOpts) add(cmd *cobra.Command, prefix string) {
 	fl := cmd.Flags()
-	fl.StringVar(&co.key, prefix+"key", "", "the team's private key")
+	fl.StringVar(&co.key, prefix+"key", "", "the team's private key: sign a custody record for the layers it added")
 	fl.StringVar(&co.team, prefix+"team", "", "the team's name, as the custody policy names it")
-	fl.StringVar(&co.base, prefix+"base", "", "the image the team built on (none: the team vouches for every layer)")
+	base := "the image the team built on (none: the team vouches for every layer)"
+	if prefix != "" {
+		base = "the image the team built on (default: the container's image)"
+	}
+	fl.StringVar(&co.base, prefix+"base", "", base)
 	if prefix == "" {
 		fl.BoolVar(&co.stdin, "password-stdin", false, "read the key's password from stdin")
 	}
