@@ -23,7 +23,7 @@ type testKey struct {
 
 var keyCache = map[string]testKey{}
 
-func key(t *testing.T, name string) testKey {
+func key(t testing.TB, name string) testKey {
 	t.Helper()
 	if k, ok := keyCache[name]; ok {
 		return k
@@ -229,7 +229,7 @@ func fakeImage(name string, n int, base *Subject, salt string) Subject {
 	return s
 }
 
-func custodyPolicy(t *testing.T, scope string, teams ...string) *Policy {
+func custodyPolicy(t testing.TB, scope string, teams ...string) *Policy {
 	t.Helper()
 	var tk []map[string]any
 	for _, tm := range teams {
