@@ -11,10 +11,16 @@
 // (package registry moves signatures with images) and does not decide
 // when to verify (the engine does, at pull, load and run).
 //
-// Layout on disk:
+// Layout on disk (docs/custody.md has the formats):
 //
 //	<root>/trust/
-//	  signatures/<alg>/<hex>.json   the signatures of one manifest digest,
-//	                                replaced atomically
-//	  lock                          held while a signatures file changes
+//	  attached/<alg>/<hex>.json   the signatures and custody records
+//	                              attached to one manifest digest,
+//	                              replaced atomically
+//	  lock                        held while an attached file changes
+//
+// The API is hard to misuse: Verify and SignCustody need the policy and
+// the evidence as arguments (there is no default that accepts), and return
+// a Result naming each team, key, record and layer, or a *VerifyError
+// naming the first failing layer or team.
 package trust
