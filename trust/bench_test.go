@@ -30,7 +30,6 @@ func chain20(b *testing.B) (*Policy, Subject, Collected) {
 	return p, app, ev
 }
 
-
 // BenchmarkVerifyCustody: the cost of verifying a 3-team, 20-layer chain
 // beyond fetching the records (the goal: at most 50 ms).
 func BenchmarkVerifyCustody(b *testing.B) {
