@@ -50,7 +50,9 @@ func TestSigstoreInterop(t *testing.T) {
 	}
 	r := e.startBerthRegistry(t)
 	e.busyboxImage(t, "localhost/bb:1")
-	b := func(args ...string) string { return e.berthRun(t, append([]string{"--signature-policy", accept}, args...)...) }
+	b := func(args ...string) string {
+		return e.berthRun(t, append([]string{"--signature-policy", accept}, args...)...)
+	}
 	signed, unsigned, mallory := r.addr+"/trust/signed:1", r.addr+"/trust/unsigned:1", r.addr+"/trust/mallory:1"
 	b("tag", "localhost/bb:1", signed)
 	b("push", "-q", "--sign-by", filepath.Join(e.dir, "team.key"), signed)
