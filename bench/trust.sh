@@ -8,8 +8,10 @@
 #  2. signing on push: berth push --sign-by against berth push of the same
 #     image to fresh tags, and berth sign alone (which is mostly the key's
 #     scrypt, fixed by the key format).
-# The peer, skopeo's sigstore signing and verification, is not built into
-# Debian's skopeo (../shared/MACHINE.md): it has no figure here.
+#  3. the peer: upstream containers/image (what skopeo runs; Debian's skopeo
+#     is built without sigstore, ../shared/MACHINE.md), as the small program
+#     test/interop/cimage: a copy registry → registry signed with the same
+#     key against the same copy unsigned.
 # One hyperfine run each; writes bench/results/trust-*.{md,json}.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -77,4 +79,10 @@ hyperfine -N -w 1 -r 10 --export-markdown "$out/trust-push.md" --export-json "$o
 	-n 'berth push' --prepare "true" "$A push -q $R/app/web:1 $R/bench/plain:1" \
 	-n 'berth push --sign-by' "$A push -q --sign-by $work/app.key $R/app/web:1 $R/bench/signed:1" \
 	-n 'berth sign (key decrypt + sign)' "$A sign --key $work/app.key $R/app/web:1"
+( cd "$here/../test/interop/cimage" && CGO_ENABLED=0 go build -tags 'containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper containers_image_storage_stub' -o "$work/cimage" . )
+echo '{"default":[{"type":"insecureAcceptAnything"}]}' > "$work/cpolicy.json"
+mkdir -p "$work/regd"
+hyperfine -N -w 1 -r 10 --export-markdown "$out/trust-peer.md" --export-json "$out/trust-peer.json" \
+	-n 'containers/image copy' "$work/cimage copy $work/cpolicy.json $work/regd docker://$R/app/web:1 docker://$R/bench/cimage-plain:1" \
+	-n 'containers/image copy, sigstore-signed' "$work/cimage sign $work/app.key bench docker://$R/app/web:1 docker://$R/bench/cimage-signed:1"
 ( cd "$here/.." && go test -run XXX -bench . -benchtime 50x ./trust/ ) | grep Benchmark | tee "$out/trust-go-bench.txt"

@@ -113,13 +113,18 @@ func (cl *Client) Push(ctx context.Context, store *image.Store, local, dest stri
 		return Pushed{}, fmt.Errorf("push %s: %w", ref.Name(), err)
 	}
 	// A layer the registry has in another repository the image came from
-	// is mounted from there rather than uploaded again.
-	if from := mountSource(img, ref); from != nil {
+	// is mounted from there rather than uploaded again. Recompressed layers
+	// are nowhere yet, so nothing is mounted then. Mounts go one at a time:
+	// go-containerregistry v0.20.6 swaps its HTTP client for one with the
+	// source's scope while other uploads use it (a data race -race sees).
+	jobs := o.Jobs
+	if from := mountSource(img, ref); from != nil && len(si.files) == 0 {
 		vimg = &mountable{Image: vimg, from: from}
+		jobs = 1
 	}
 	say("The push refers to repository [%s]", image.FamiliarString(ref.Context().String()))
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(base), remote.WithAuthFromKeychain(cl.creds),
-		remote.WithJobs(o.Jobs), remote.WithRetryBackoff(backoff(cl.wait, cl.tries)), remote.WithUserAgent(cl.ua)}
+		remote.WithJobs(jobs), remote.WithRetryBackoff(backoff(cl.wait, cl.tries)), remote.WithUserAgent(cl.ua)}
 	if err := remote.Write(ref, vimg, opts...); err != nil {
 		return Pushed{}, fmt.Errorf("push %s: %w", ref.Name(), classify(ref.Context().RegistryStr(), err))
 	}
