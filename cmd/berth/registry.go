@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/berthproject/berth/errdefs"
@@ -27,7 +28,7 @@ func registryCmd(a *app) *cobra.Command {
 			// The command line goes on as it is (berth's global flags with
 			// it: flags are not parsed here); the default root, berth's,
 			// goes as BERTH_ROOT, which a --root in args overrides.
-			argv := append([]string{"berth registry"}, args...)
+			argv := append([]string{"berth registry"}, withoutTrustFlags(args)...)
 			env := append(os.Environ(), "BERTH_ROOT="+a.root)
 			if a.stdout == os.Stdout && a.stderr == os.Stderr && a.stdin == os.Stdin {
 				// Become the server: its signals (SIGTERM for a graceful
@@ -65,4 +66,25 @@ func besideSelf(name string) (string, error) {
 func isExecutableFile(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// withoutTrustFlags drops berth's global trust-policy flags, which mean
+// nothing to the registry server.
+func withoutTrustFlags(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		switch {
+		case a == "--signature-policy" || a == "--custody-policy":
+			i++
+			continue
+		case strings.HasPrefix(a, "--signature-policy=") || strings.HasPrefix(a, "--custody-policy="):
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
