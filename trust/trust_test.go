@@ -402,6 +402,28 @@ func TestCustodyRefusals(t *testing.T) {
 		}
 		verifyErr(t, p, app, Collected{app.Manifest.Digest: {Records: [][]byte{rec}}}, "predicate version 2 is not one berth knows", -1, "")
 	})
+	t.Run("base not a prefix (a record signed around SignCustody)", func(t *testing.T) {
+		// app's key signs a record naming middleware's image and record as
+		// its base, for an image whose layer 2 is not middleware's.
+		img := fakeImage("r.example/app/np:1", 5, &plat, "np")
+		claims, _ := layerClaims(img, 3)
+		mwRec := ev[mw.Manifest.Digest].Records[0]
+		st := Statement{Type: StatementType, PredicateType: PredicateType,
+			Subject: []StatementSubject{{Name: "r.example/app/np", Digest: map[string]string{"sha256": img.Manifest.Digest.Encoded()}}},
+			Predicate: Predicate{Version: PredicateVersion, Team: "app", Layers: claims,
+				Base:     &BaseClaim{Name: mw.Name, ManifestDigest: mw.Manifest.Digest, LayerCount: 3},
+				Previous: &RecordRef{Digest: digest.FromBytes(mwRec), Team: "middleware"}}}
+		rec, err := signRecord(ctx, key(t, "app").priv, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev2 := Collected{}
+		for d, a := range ev {
+			ev2[d] = a
+		}
+		ev2.Add(img.Manifest.Digest, Attached{Records: [][]byte{rec}})
+		verifyErr(t, p, img, ev2, "where team middleware signed for", 2, "middleware")
+	})
 	t.Run("base not a prefix", func(t *testing.T) {
 		img := fakeImage("r.example/app/y:1", 3, nil, "y")
 		_, _, err := SignCustody(ctx, custodyPolicy(t, "r.example", "platform"), CustodyRequest{Key: key(t, "app").priv, Team: "app", Image: img, Base: &plat, BaseEvidence: ev})
