@@ -215,7 +215,7 @@ echo "mounts under the demo's directories: $before before and $(grep -c "$work" 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 $B registry serve --addr "127.0.0.1:$port" --no-access-log 2>"$work/registry.log" &
 regpid=$!
-trap 'kill $regpid 2>/dev/null; cleanup_containers; cleanup_images; cleanup' EXIT
+trap 'kill $regpid 2>/dev/null || true; cleanup_containers; cleanup_images; cleanup' EXIT
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break; sleep 0.1; done
 
 say "a registry of our own (berth registry serve), and a push to it"
@@ -270,6 +270,11 @@ team app run --name extra "$R/app/web:1" sh -c 'echo sneaky > /extra.txt'
 team app commit extra "$R/app/web:2" >/dev/null
 team app push -q "$R/app/web:2"
 team user pull -q "$R/app/web:2" || true
+# The teams' containers and mounts go with the demo.
+for t in platform middleware app user; do
+	team "$t" rm -f $(team "$t" ps -aq) >/dev/null 2>&1 || true
+	team "$t" image unmount --all >/dev/null 2>&1 || true
+done
 kill -INT $regpid; wait $regpid 2>/dev/null || true
 
 say "system check: every blob re-hashed, every layer chain walked"
