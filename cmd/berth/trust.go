@@ -13,6 +13,7 @@ import (
 
 	"github.com/berthproject/berth/errdefs"
 	"github.com/berthproject/berth/image"
+	"github.com/berthproject/berth/internal/atomicfile"
 	"github.com/berthproject/berth/registry"
 	"github.com/berthproject/berth/trust"
 	digest "github.com/opencontainers/go-digest"
@@ -202,10 +203,10 @@ func keyCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := writeFileAtomic(priv, kp, 0o600); err != nil {
+			if err := atomicfile.WriteFile(priv, kp, 0o600); err != nil {
 				return err
 			}
-			if err := writeFileAtomic(pub, pp, 0o644); err != nil {
+			if err := atomicfile.WriteFile(pub, pp, 0o644); err != nil {
 				return err
 			}
 			k, _ := trust.ParsePublicKey(pp)
@@ -217,30 +218,6 @@ func keyCmd(a *app) *cobra.Command {
 	gen.Flags().BoolVar(&force, "force", false, "replace key files that exist")
 	cmd.AddCommand(gen)
 	return cmd
-}
-
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func signCmd(a *app) *cobra.Command {
