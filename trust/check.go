@@ -110,9 +110,18 @@ type recording struct {
 	repo   string // the repository pulled from, tried when a hint fails
 	mu     sync.Mutex
 	got    Collected
+	// asked: subjects fetched already; verification and fetchChain ask
+	// for the same ones, and each costs the registry round trips.
+	asked map[digest.Digest]bool
 }
 
 func (r *recording) Attached(repository string, subject digest.Digest) (Attached, error) {
+	r.mu.Lock()
+	if r.asked[subject] {
+		defer r.mu.Unlock()
+		return r.got[subject], nil
+	}
+	r.mu.Unlock()
 	var arts []image.Artifact
 	var err error
 	tried := map[string]bool{}
@@ -138,6 +147,7 @@ func (r *recording) Attached(repository string, subject digest.Digest) (Attached
 	for d, a := range col {
 		r.got.Add(d, a)
 	}
+	r.asked[subject] = true
 	return col[subject], nil
 }
 
@@ -146,7 +156,7 @@ func (r *recording) Attached(repository string, subject digest.Digest) (Attached
 // attached, and keeps what it fetched once the image passes.
 func (c *Checker) PullCheck(repository string, remote Remote) func(context.Context, image.Candidate) error {
 	return func(ctx context.Context, cand image.Candidate) error {
-		rec := &recording{ctx: ctx, remote: remote, repo: repository, got: Collected{}}
+		rec := &recording{ctx: ctx, remote: remote, repo: repository, got: Collected{}, asked: map[digest.Digest]bool{}}
 		subj := CandidateSubject(cand)
 		if _, err := Verify(ctx, c.policy, subj, Evidences{rec, c.store}); err != nil {
 			return err

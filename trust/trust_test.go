@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/berthproject/berth/errdefs"
+	"github.com/berthproject/berth/image"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -516,4 +517,38 @@ func FuzzParseSignaturePolicy(f *testing.F) {
 		ParseSignaturePolicy(b, t.TempDir())
 		ParseCustodyPolicy(b, t.TempDir())
 	})
+}
+
+// TestPullEvidenceFetchesOnce: what a pull fetches for verification is not
+// fetched again when the rest of the chain is.
+func TestPullEvidenceFetchesOnce(t *testing.T) {
+	p := custodyPolicy(t, "r.example/app", "platform", "middleware", "app")
+	ev := Collected{}
+	_, _, app := chain(t, p, ev)
+	calls := map[digest.Digest]int{}
+	remote := func(_ context.Context, _ string, d digest.Digest) ([]image.Artifact, error) {
+		calls[d]++
+		return Artifacts(ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: d}, ev[d], false)
+	}
+	s, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := NewChecker(p, s)
+	cand := image.Candidate{Names: []string{app.Name}, Manifest: app.Manifest, Parsed: app.Parsed, Config: app.Config}
+	if err := c.PullCheck("r.example/app/web", remote)(context.Background(), cand); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 3 {
+		t.Fatalf("fetched for %d manifests, want the 3 of the chain", len(calls))
+	}
+	for d, n := range calls {
+		if n != 1 {
+			t.Errorf("%s fetched %d times", d, n)
+		}
+	}
+	// What was fetched is kept: the chain verifies from the store alone.
+	if _, err := Verify(context.Background(), p, app, s); err != nil {
+		t.Fatal(err)
+	}
 }
