@@ -340,3 +340,30 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (image
 		},
 	})
 }
+
+// WithRootfs calls fn with the container's root file system mounted (as
+// it is while the container runs, or mounted for the call), for callers
+// that read or write it in place (a build's COPY).
+func (e *Engine) WithRootfs(ctx context.Context, ref string, fn func(rootfs string) error) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	return e.withRootfs(ctx, c, fn)
+}
+
+// Layer returns what a container changed, as docker diff lists it, and a
+// function that writes those changes as an uncompressed layer tar (what
+// Commit stores), so that a caller can tell an empty change from a layer
+// before it stores anything.
+func (e *Engine) Layer(ctx context.Context, ref string) ([]archive.Change, func(w io.Writer) error, error) {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, root, err := e.changes(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cs, func(w io.Writer) error { return archive.ChangesTar(ctx, w, cs, root) }, nil
+}

@@ -59,6 +59,14 @@ func withShell(cfg *dockerspec.DockerOCIImageConfig, line instructions.ShellDepe
 	return append(append([]string(nil), sh...), strings.Join(line.CmdLine, " "))
 }
 
+// ApplyInstruction applies one parsed, expanded config instruction (one of
+// ChangeInstructions) to cfg, as a Dockerfile step does. cmdSet says
+// whether CMD was set before in the same build stage: ENTRYPOINT drops an
+// inherited CMD, not one the stage set.
+func ApplyInstruction(cfg *dockerspec.DockerOCIImageConfig, inst any, cmdSet *bool) error {
+	return applyInstruction(cfg, inst, cmdSet)
+}
+
 func applyInstruction(cfg *dockerspec.DockerOCIImageConfig, inst any, cmdSet *bool) error {
 	switch c := inst.(type) {
 	case *instructions.CmdCommand:

@@ -17,11 +17,14 @@ import (
 )
 
 // DeriveOptions describe an image made from another by one more layer
-// (berth commit).
+// (berth commit), or by a change of config alone (a build step that makes
+// no layer).
 type DeriveOptions struct {
-	// Base is the image the new one is built on.
+	// Base is the image the new one is built on; "" is scratch (no
+	// layers, the host platform).
 	Base digest.Digest
-	// Layer is the new layer, an uncompressed tar.
+	// Layer is the new layer, an uncompressed tar; nil adds no layer (the
+	// history entry is then an empty layer's).
 	Layer io.Reader
 	// Config, when set, edits the new image's config (the base's, to
 	// begin with).
@@ -32,6 +35,12 @@ type DeriveOptions struct {
 	Author    string
 	CreatedBy string
 	Comment   string
+	// Created fixes the creation time of the config and the history entry
+	// (SOURCE_DATE_EPOCH); nil is now.
+	Created *time.Time
+	// NoHistory adds no history entry (a change of config that is not a
+	// step of its own, such as build --label; allowed only without Layer).
+	NoHistory bool
 	// Ref names the new image (optional).
 	Ref string
 }
@@ -47,8 +56,9 @@ func ociLayerType(mt string) string {
 	return mt
 }
 
-// Derive stores an image that is Base plus one layer, and unpacks it (only
-// the new layer is unpacked: the base's are there).
+// Derive stores an image that is Base plus one layer (or none), and
+// unpacks it (only the new layer is unpacked: the base's are there). The
+// new image records Base as its parent.
 func (s *Store) Derive(ctx context.Context, o DeriveOptions) (Image, error) {
 	var name string
 	if o.Ref != "" {
@@ -58,17 +68,23 @@ func (s *Store) Derive(ctx context.Context, o DeriveOptions) (Image, error) {
 		}
 		name = n.String()
 	}
-	base, err := s.Get(ctx, o.Base.String())
-	if err != nil {
-		return Image{}, err
-	}
-	cfg, err := s.Config(ctx, base)
-	if err != nil {
-		return Image{}, err
-	}
-	m, err := s.Manifest(ctx, base)
-	if err != nil {
-		return Image{}, err
+	cfg := &dockerspec.DockerOCIImage{}
+	var m ocispec.Manifest
+	if o.Base != "" {
+		base, err := s.Get(ctx, o.Base.String())
+		if err != nil {
+			return Image{}, err
+		}
+		if cfg, err = s.Config(ctx, base); err != nil {
+			return Image{}, err
+		}
+		if m, err = s.Manifest(ctx, base); err != nil {
+			return Image{}, err
+		}
+	} else {
+		p := HostPlatform()
+		cfg.OS, cfg.Architecture, cfg.Variant = p.OS, p.Architecture, p.Variant
+		cfg.RootFS.DiffIDs = []digest.Digest{}
 	}
 	if o.Config != nil {
 		o.Config(&cfg.Config)
@@ -82,35 +98,34 @@ func (s *Store) Derive(ctx context.Context, o DeriveOptions) (Image, error) {
 	}
 	defer release()
 
-	w, err := s.content.Writer(ctx, "derive-"+randomHex(8), ocispec.Descriptor{})
-	if err != nil {
-		return Image{}, err
-	}
-	defer w.Close()
-	gz, err := archive.CompressStream(w, archive.Gzip)
-	if err != nil {
-		return Image{}, err
-	}
-	diff := digest.Canonical.Digester()
-	if _, err := io.Copy(io.MultiWriter(gz, diff.Hash()), o.Layer); err != nil {
-		return Image{}, fmt.Errorf("write the new layer: %w", err)
-	}
-	if err := gz.Close(); err != nil {
-		return Image{}, err
-	}
-	layer := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: w.Digest(), Size: w.Offset()}
-	if err := w.Commit(ctx, layer.Size, layer.Digest); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
-		return Image{}, err
+	var layer *ocispec.Descriptor
+	var diffID digest.Digest
+	if o.Layer != nil {
+		desc, d, err := s.writeLayer(ctx, o.Layer)
+		if err != nil {
+			return Image{}, err
+		}
+		layer, diffID = &desc, d
 	}
 
 	now := time.Now().UTC()
+	if o.Created != nil {
+		now = o.Created.UTC()
+	}
 	cfg.Created = &now
 	if o.Author != "" {
 		cfg.Author = o.Author
 	}
 	cfg.RootFS.Type = "layers"
-	cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, diff.Digest())
-	cfg.History = append(cfg.History, ocispec.History{Created: &now, CreatedBy: o.CreatedBy, Author: o.Author, Comment: o.Comment})
+	if layer != nil {
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, diffID)
+	}
+	if o.NoHistory && layer != nil {
+		return Image{}, fmt.Errorf("derive: a layer needs a history entry: %w", errdefs.ErrInvalidArgument)
+	}
+	if !o.NoHistory {
+		cfg.History = append(cfg.History, ocispec.History{Created: &now, CreatedBy: o.CreatedBy, Author: o.Author, Comment: o.Comment, EmptyLayer: layer == nil})
+	}
 	cb, err := json.Marshal(cfg)
 	if err != nil {
 		return Image{}, err
@@ -119,13 +134,15 @@ func (s *Store) Derive(ctx context.Context, o DeriveOptions) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
-	nm := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: cd}
+	nm := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: cd, Layers: []ocispec.Descriptor{}}
 	nm.SchemaVersion = 2
 	for _, l := range m.Layers {
 		l.MediaType = ociLayerType(l.MediaType)
 		nm.Layers = append(nm.Layers, l)
 	}
-	nm.Layers = append(nm.Layers, layer)
+	if layer != nil {
+		nm.Layers = append(nm.Layers, *layer)
+	}
 	mb, err := json.Marshal(nm)
 	if err != nil {
 		return Image{}, err
@@ -138,9 +155,36 @@ func (s *Store) Derive(ctx context.Context, o DeriveOptions) (Image, error) {
 	if name != "" {
 		names = []string{name}
 	}
-	loaded, err := s.store(ctx, []pendingImage{{desc: md, names: names}}, LoadOptions{})
+	loaded, err := s.store(ctx, []pendingImage{{desc: md, names: names, parent: o.Base}}, LoadOptions{})
 	if err != nil {
 		return Image{}, err
 	}
 	return s.Get(ctx, loaded[0].ID.String())
+}
+
+// writeLayer stores an uncompressed layer tar gzip-compressed and returns
+// its descriptor and diff ID. klauspost's gzip writes no time or name in
+// its header, so equal tars give equal blobs (reproducible builds).
+func (s *Store) writeLayer(ctx context.Context, r io.Reader) (ocispec.Descriptor, digest.Digest, error) {
+	w, err := s.content.Writer(ctx, "derive-"+randomHex(8), ocispec.Descriptor{})
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	defer w.Close()
+	gz, err := archive.CompressStream(w, archive.Gzip)
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	diff := digest.Canonical.Digester()
+	if _, err := io.Copy(io.MultiWriter(gz, diff.Hash()), r); err != nil {
+		return ocispec.Descriptor{}, "", fmt.Errorf("write the new layer: %w", err)
+	}
+	if err := gz.Close(); err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	layer := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: w.Digest(), Size: w.Offset()}
+	if err := w.Commit(ctx, layer.Size, layer.Digest); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+		return ocispec.Descriptor{}, "", err
+	}
+	return layer, diff.Digest(), nil
 }

@@ -61,6 +61,7 @@ func (s *Store) InspectImage(ctx context.Context, ref string) (*Inspect, error) 
 	}
 	in := &Inspect{
 		Id:           img.ID.String(),
+		Parent:       string(img.Parent),
 		RepoTags:     familiarAll(img.Names),
 		RepoDigests:  familiarAll(img.Digests),
 		Author:       cfg.Author,

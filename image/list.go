@@ -12,6 +12,7 @@ import (
 	"github.com/berthproject/berth/errdefs"
 	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -83,8 +84,32 @@ func ParseFilters(args []string) (Filter, error) {
 	return f, nil
 }
 
+// Intermediate lists the images that are steps on the way to others: no
+// name, and the parent of an image. docker images hides them (without
+// -a), and they are not dangling: they are the build cache.
+func Intermediate(imgs []Image) map[digest.Digest]bool {
+	parents := map[digest.Digest]bool{}
+	for _, img := range imgs {
+		if img.Parent != "" {
+			parents[img.Parent] = true
+		}
+	}
+	out := map[digest.Digest]bool{}
+	for _, img := range imgs {
+		if len(img.Names) == 0 && parents[img.ID] {
+			out[img.ID] = true
+		}
+	}
+	return out
+}
+
 // Select returns the images that pass f, in the order given.
 func (s *Store) Select(ctx context.Context, imgs []Image, f Filter) ([]Image, error) {
+	all, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inter := Intermediate(all)
 	var before, since []Image
 	for _, ref := range f.Before {
 		img, err := s.Get(ctx, ref)
@@ -103,7 +128,7 @@ func (s *Store) Select(ctx context.Context, imgs []Image, f Filter) ([]Image, er
 	var out []Image
 next:
 	for _, img := range imgs {
-		if f.Dangling != nil && (len(img.Names) == 0) != *f.Dangling {
+		if f.Dangling != nil && (len(img.Names) == 0 && !inter[img.ID]) != *f.Dangling {
 			continue
 		}
 		for _, b := range before {

@@ -460,6 +460,8 @@ type pendingImage struct {
 	desc    ocispec.Descriptor
 	names   []string
 	digests []string
+	// parent is the image this one was made from here (Derive).
+	parent digest.Digest
 }
 
 // store resolves, unpacks and records images, all of them or none: the
@@ -498,6 +500,7 @@ func (s *Store) storeFrom(ctx context.Context, pending []pendingImage, o LoadOpt
 		img := s.recordOf(ctx, res)
 		img.Names = p.names
 		img.Digests = p.digests
+		img.Parent = p.parent
 		if i, ok := byID[img.ID]; ok {
 			for _, n := range p.names {
 				if !contains(imgs[i].Names, n) {

@@ -143,34 +143,45 @@ type PruneReport struct {
 // container uses, then collects what they leave, waiting for writers.
 func (s *Store) Prune(ctx context.Context, all bool) (PruneReport, error) {
 	var rep PruneReport
-	imgs, err := s.List(ctx)
-	if err != nil {
-		return rep, err
-	}
-	for _, img := range imgs {
-		if len(img.Names) > 0 && !all {
-			continue
-		}
-		if users, _ := s.usersOf(ctx, img.ID); len(users) > 0 {
-			continue
-		}
-		if s.isMounted(img.ID) {
-			continue
-		}
-		err := s.update(func(r *records) error {
-			for i := range r.Images {
-				if r.Images[i].ID == img.ID && (all || len(r.Images[i].Names) == 0) {
-					r.Images = append(r.Images[:i], r.Images[i+1:]...)
-					rep.Deleted = append(rep.Deleted, img.ID)
-					return nil
-				}
-			}
-			return nil
-		})
+	// Rounds: removing a dangling image can leave its parent (a build
+	// step) dangling, and a dead chain of steps goes whole, as Docker's.
+	for removed := true; removed; {
+		removed = false
+		imgs, err := s.List(ctx)
 		if err != nil {
 			return rep, err
 		}
+		inter := Intermediate(imgs)
+		for _, img := range imgs {
+			if !all && (len(img.Names) > 0 || inter[img.ID]) {
+				continue
+			}
+			if users, _ := s.usersOf(ctx, img.ID); len(users) > 0 {
+				continue
+			}
+			if s.isMounted(img.ID) {
+				continue
+			}
+			err := s.update(func(r *records) error {
+				for i := range r.Images {
+					if r.Images[i].ID == img.ID && (all || len(r.Images[i].Names) == 0) {
+						r.Images = append(r.Images[:i], r.Images[i+1:]...)
+						rep.Deleted = append(rep.Deleted, img.ID)
+						removed = true
+						return nil
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return rep, err
+			}
+		}
+		if all {
+			break
+		}
 	}
+	var err error
 	rep.GC, err = s.GC(ctx, GCOptions{Wait: true, Ingests: true})
 	return rep, err
 }

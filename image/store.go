@@ -71,6 +71,9 @@ type Image struct {
 	Added time.Time `json:"added"`
 	// Size is the unpacked size of all layers.
 	Size int64 `json:"size"`
+	// Parent is the image this one was made from in this store (by build
+	// or commit), as Docker records it; "" for pulled and loaded images.
+	Parent digest.Digest `json:"parent,omitempty"`
 }
 
 type records struct {
@@ -166,6 +169,12 @@ func (s *Store) Root() string { return s.root }
 
 // Driver names the snapshot driver.
 func (s *Store) Driver() string { return s.snaps.Driver() }
+
+// Writing marks the caller as a writer for garbage collection, for work
+// that spans several store calls (a build, whose snapshots and images in
+// the making are not yet referenced): while release is not called, no
+// collection runs.
+func (s *Store) Writing(ctx context.Context) (release func(), err error) { return s.writing(ctx) }
 
 // writing marks the caller as a writer for garbage collection: while the
 // returned release is not called, no collection runs.
@@ -366,6 +375,9 @@ func put(r *records, img Image) {
 			}
 			if img.Index == nil {
 				img.Index = old.Index
+			}
+			if img.Parent == "" {
+				img.Parent = old.Parent
 			}
 			r.Images[i] = img
 			return

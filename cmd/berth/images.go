@@ -81,6 +81,16 @@ func imagesCmd(a *app, use string) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if !all {
+				inter := image.Intermediate(imgs)
+				kept := imgs[:0]
+				for _, img := range imgs {
+					if !inter[img.ID] {
+						kept = append(kept, img)
+					}
+				}
+				imgs = kept
+			}
 			if imgs, err = s.Select(ctx, imgs, f); err != nil {
 				return err
 			}
@@ -112,7 +122,7 @@ func imagesCmd(a *app, use string) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVarP(&all, "all", "a", false, "show all images (berth keeps no intermediate images, so the same as without)")
+	fl.BoolVarP(&all, "all", "a", false, "show all images, the intermediate ones of builds too")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
 	fl.BoolVar(&digests, "digests", false, "show digests")
 	fl.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")

@@ -216,7 +216,7 @@ func newRoot(a *app) *cobra.Command {
 	imageCmd.AddCommand(
 		imagesCmd(a, "ls"), inspectCmd(a, true), historyCmd(a), tagCmd(a), rmiCmd(a, "rm"),
 		pruneCmd(a), mountCmd(a), unmountCmd(a), loadCmd(a), saveCmd(a), importCmd(a),
-		pullCmd(a), pushCmd(a), imageCopyCmd(a),
+		pullCmd(a), pushCmd(a), imageCopyCmd(a), buildCmd(a),
 	)
 	systemCmd := &cobra.Command{Use: "system", Short: "Manage the store", Args: noArgs}
 	systemCmd.AddCommand(dfCmd(a), checkCmd(a))
@@ -234,7 +234,7 @@ func newRoot(a *app) *cobra.Command {
 	root.AddCommand(keyCmd(a), signCmd(a), verifyCmd(a), custodyCmd(a), trustCmd(a))
 	root.AddCommand(imageCmd, systemCmd, containerCmd, volumeCmd, generateCmd, registryCmd(a),
 		imagesCmd(a, "images"), inspectCmd(a, false), historyCmd(a), tagCmd(a), rmiCmd(a, "rmi"),
-		loadCmd(a), saveCmd(a), importCmd(a), versionCmd(a),
+		loadCmd(a), saveCmd(a), importCmd(a), versionCmd(a), buildCmd(a),
 		pullCmd(a), pushCmd(a), loginCmd(a), logoutCmd(a), manifestCmd(a),
 		runCmd(a), createCmd(a), startCmd(a), stopCmd(a), killCmd(a), restartCmd(a), rmCmd(a, "rm"),
 		psCmd(a, "ps"), logsCmd(a), execCmd(a), waitCmd(a), attachCmd(a),
