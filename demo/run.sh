@@ -245,24 +245,37 @@ team platform tag demo/busybox:1 "$R/platform/base:1"
 team platform custody sign --key "$keys/platform.key" --team platform "$R/platform/base:1"
 team platform push -q --sign-by "$keys/platform.key" "$R/platform/base:1"
 
-say "middleware: pulls (verifying platform), adds a layer, signs its record on top"
+say "middleware: berth build FROM the platform base (pulled and verified first), a custody record for its layer"
 team middleware trust set "$R/platform" --team "platform=$keys/platform.pub"
-team middleware pull -q "$R/platform/base:1"
-team middleware run --name mw "$R/platform/base:1" sh -c 'echo "runtime 1.0" > /runtime.txt'
-team middleware commit --custody-key "$keys/middleware.key" --custody-team middleware mw "$R/middleware/rt:1"
+mkdir -p "$work/mw"
+cat > "$work/mw/Dockerfile" <<EOF
+FROM $R/platform/base:1
+RUN echo "runtime 1.0" > /runtime.txt
+EOF
+team middleware build -t "$R/middleware/rt:1" --team middleware --sign-key "$keys/middleware.key" "$work/mw"
 team middleware push -q --sign-by "$keys/middleware.key" "$R/middleware/rt:1"
 
-say "app: the same on top of middleware"
+say "app: a multi-stage build on top of middleware; a rebuild runs nothing"
 team app trust set "$R/middleware" --team "platform=$keys/platform.pub" --team "middleware=$keys/middleware.pub"
-team app pull -q "$R/middleware/rt:1"
-team app run --name web "$R/middleware/rt:1" sh -c 'echo "hello from the app team" > /app.txt'
-team app commit --custody-key "$keys/app.key" --custody-team app web "$R/app/web:1"
+mkdir -p "$work/app"
+echo "hello from the app team" > "$work/app/greeting.txt"
+cat > "$work/app/Dockerfile" <<EOF
+FROM $R/middleware/rt:1 AS build
+COPY greeting.txt /src/
+RUN tr a-z A-Z < /src/greeting.txt > /shout.txt
+FROM $R/middleware/rt:1
+COPY greeting.txt /app.txt
+COPY --from=build /shout.txt /shout.txt
+CMD ["cat", "/runtime.txt", "/app.txt", "/shout.txt"]
+EOF
+team app build -t "$R/app/web:1" --team app --sign-key "$keys/app.key" "$work/app"
+team app build --progress plain -t "$R/app/web:1" "$work/app" 2>&1 | tail -2
 team app push -q --sign-by "$keys/app.key" "$R/app/web:1"
 
 say "the user requires platform → middleware → app for $R/app, and runs it"
 team user trust set "$R/app" --team "platform=$keys/platform.pub" --team "middleware=$keys/middleware.pub" --team "app=$keys/app.pub"
 team user pull -q "$R/app/web:1"
-team user run --rm "$R/app/web:1" cat /runtime.txt /app.txt
+team user run --rm "$R/app/web:1"
 team user verify --custody "$R/app/web:1"
 
 say "an unsigned layer on top is refused at pull: nothing is stored"
