@@ -195,7 +195,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Result, error) {
 	}
 	st := r.stages[target]
 	final := st.img
-	if final.ID == "" || len(o.Labels) > 0 {
+	if final.ID == "" || st.dirty || len(o.Labels) > 0 {
 		// A stage with no step of its own (FROM x alone) or --label: the
 		// result is a new config on the last step's image.
 		labels := o.Labels

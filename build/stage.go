@@ -20,6 +20,9 @@ import (
 	digest "github.com/opencontainers/go-digest"
 )
 
+// defaultPath is the PATH a stage gets when its base sets none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // historyComment is what BuildKit writes as each step's history comment.
 const historyComment = "buildkit.dockerfile.v0"
 
@@ -160,6 +163,11 @@ func (r *run) buildStage(ctx context.Context, i int) error {
 		}
 		st.cfg = *cfg
 	}
+	// As BuildKit and buildah: a stage always has a PATH.
+	if _, ok := lookupEnv(st.cfg.Config.Env, "PATH"); !ok {
+		st.cfg.Config.Env = append(st.cfg.Config.Env, "PATH="+defaultPath)
+		st.dirty = true
+	}
 	if r.o.SourceDateEpoch != nil {
 		st.key = stepKey(st.key.String(), "SOURCE_DATE_EPOCH", strconv.FormatInt(r.o.SourceDateEpoch.Unix(), 10))
 	}
@@ -243,6 +251,18 @@ func (r *run) dispatch(ctx context.Context, st *stage, cmd instructions.Command,
 		}); err != nil {
 			return done(false, err)
 		}
+	}
+	if c, ok := cmd.(*instructions.ExposeCommand); ok {
+		// EXPOSE has no Expand of its own: BuildKit expands its words.
+		var ports []string
+		for _, p := range c.Ports {
+			ps, err := lex.ProcessWords(p, env)
+			if err != nil {
+				return done(false, err)
+			}
+			ports = append(ports, ps...)
+		}
+		c.Ports = ports
 	}
 	switch c := cmd.(type) {
 	case *instructions.RunCommand:
