@@ -280,6 +280,8 @@ type run struct {
 	// helpers are containers made to read images (COPY --from, bind
 	// mounts), removed at the end.
 	helpers []string
+	// tmpDirs hold secrets' private copies, removed at the end.
+	tmpDirs []string
 	scratch image.Image
 }
 
@@ -287,6 +289,9 @@ func (r *run) cleanup() {
 	ctx := context.Background()
 	for _, id := range r.helpers {
 		r.b.Engine.Remove(ctx, id, true, true)
+	}
+	for _, d := range r.tmpDirs {
+		os.RemoveAll(d)
 	}
 }
 

@@ -930,9 +930,13 @@ func (c *copier) unpack(src *source, dir *os.File) error {
 		return fmt.Errorf("%s failed: %s: %w", c.s.verb(), src.name, err)
 	}
 	defer rc.Close()
+	var r io.Reader = rc
+	if c.s.UID != nil || c.s.GID != nil {
+		r = chownTar(rc, c.s.UID, c.s.GID)
+	}
 	// Apply opens the path itself; through /proc/self/fd it is the
 	// directory already resolved, not a name that could be swapped.
-	_, err = archive.Apply(c.ctx, procPath(dir), rc, archive.Options{
+	_, err = archive.Apply(c.ctx, procPath(dir), r, archive.Options{
 		Whiteouts:   archive.WhiteoutDelete,
 		IgnoreOwner: c.euid != 0,
 	})
@@ -1016,4 +1020,40 @@ func fileSHA256(p string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// chownTar rewrites the owner of every entry of a tar stream (ADD --chown
+// of an archive).
+func chownTar(r io.Reader, uid, gid *int) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		tr := tar.NewReader(r)
+		tw := tar.NewWriter(pw)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				pw.CloseWithError(tw.Close())
+				return
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if uid != nil {
+				h.Uid, h.Uname = *uid, ""
+			}
+			if gid != nil {
+				h.Gid, h.Gname = *gid, ""
+			}
+			if err := tw.WriteHeader(h); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := io.Copy(tw, tr); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+	}()
+	return pr
 }

@@ -21,7 +21,7 @@ import (
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, src, want string
-		line           int
+		line            int
 	}{
 		{"unknown instruction", "FROM a\nFROB x\n", "unknown instruction: FROB", 2},
 		{"missing argument", "FROM a\nRUN true\nENV\n", "ENV requires at least one argument", 3},

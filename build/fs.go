@@ -94,6 +94,9 @@ func (r *run) copyStep(ctx context.Context, st *stage, a copyArgs) (bool, error)
 		parts = append(parts, "inline:"+f.Name+":"+f.Data)
 	}
 	var from image.Image
+	if strings.Contains(a.from, "$") {
+		return false, fmt.Errorf("%s --from=%s: variable expansion is not supported for --from; define a stage with FROM using an ARG from the global scope instead: %w", word, a.from, errdefs.ErrInvalidArgument)
+	}
 	if a.from != "" {
 		img, err := r.fromImage(ctx, a.from)
 		if err != nil {
@@ -147,7 +150,7 @@ func (r *run) fsStep(ctx context.Context, st *stage, msg string, fn func(rootfs 
 	empty := ""
 	ctr, err := r.b.Engine.Create(ctx, container.CreateOptions{
 		Image: st.img.ID.String(), Entrypoint: &empty, Cmd: []string{"/"}, Network: "none",
-		Labels: map[string]string{"dev.berth.build": "copy"},
+		Labels: map[string]string{"dev.berth.build": "copy"}, NoImageVolumes: true,
 	})
 	if err != nil {
 		return image.Image{}, err

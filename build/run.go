@@ -150,9 +150,9 @@ func (r *run) runStep(ctx context.Context, st *stage, c *instructions.RunCommand
 		empty := ""
 		o := container.CreateOptions{
 			Image: st.img.ID.String(), Cmd: args, Entrypoint: &empty,
-			Env: append(st.runEnv(), secretEnv...), User: st.cfg.Config.User, WorkingDir: st.cfg.Config.WorkingDir,
+			Env: append(append(st.runEnv(), r.proxyEnv(st)...), secretEnv...), User: st.cfg.Config.User, WorkingDir: st.cfg.Config.WorkingDir,
 			Network: network, Mounts: opts, Tmpfs: tmpfs, Attached: true,
-			Labels: map[string]string{"dev.berth.build": "run"},
+			Labels: map[string]string{"dev.berth.build": "run"}, NoImageVolumes: true,
 		}
 		ctr, err := r.b.Engine.Create(ctx, o)
 		if err != nil {
@@ -264,7 +264,7 @@ func (r *run) commit(ctx context.Context, st *stage, id, msg string, mountTarget
 			cl = newClampWriter(pw, *r.o.SourceDateEpoch)
 			w = cl
 		}
-		err := write(w)
+		err := write(w, changes)
 		if err == nil && cl != nil {
 			err = cl.Close()
 		}
@@ -275,8 +275,9 @@ func (r *run) commit(ctx context.Context, st *stage, id, msg string, mountTarget
 	return r.b.Images.Derive(ctx, o)
 }
 
-// withoutMountParents drops directories a build mount made (the parents
-// of /run/secrets/x) when nothing else changed in them.
+// withoutMountParents drops the directories a build mount made or touched
+// (the parents of /run/secrets/x, a cache's /var/cache) when nothing else
+// changed in them, as BuildKit's mount stub cleaner does.
 func withoutMountParents(cs []archive.Change, targets []string) []archive.Change {
 	if len(targets) == 0 {
 		return cs
@@ -290,9 +291,9 @@ func withoutMountParents(cs []archive.Change, targets []string) []archive.Change
 	}
 	for changed := true; changed; {
 		changed = false
-		out := cs[:0]
+		var out []archive.Change
 		for _, c := range cs {
-			if made[c.Path] && c.Kind == archive.ChangeAdd {
+			if made[c.Path] && c.Kind != archive.ChangeDelete {
 				holds := false
 				for _, o := range cs {
 					if strings.HasPrefix(o.Path, c.Path+"/") {
@@ -302,6 +303,7 @@ func withoutMountParents(cs []archive.Change, targets []string) []archive.Change
 				}
 				if !holds {
 					changed = true
+					delete(made, c.Path)
 					continue
 				}
 			}
@@ -310,6 +312,30 @@ func withoutMountParents(cs []archive.Change, targets []string) []archive.Change
 		cs = out
 	}
 	return cs
+}
+
+// proxyArgs are the build arguments every RUN sees without an ARG, and
+// that stay out of the history and the cache key (BuildKit's and
+// Docker's predefined arguments).
+var proxyArgs = []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
+
+// proxyEnv is the proxy arguments given and not declared by the stage.
+func (r *run) proxyEnv(st *stage) []string {
+	var out []string
+	for _, k := range proxyArgs {
+		v, ok := r.o.BuildArgs[k]
+		if !ok {
+			continue
+		}
+		declared := false
+		for _, a := range st.args {
+			declared = declared || a.Key == k
+		}
+		if _, set := lookupEnv(st.cfg.Config.Env, k); !declared && !set {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
 }
 
 // runMount is one --mount, as an engine --mount (opt) or tmpfs, with what
@@ -369,10 +395,15 @@ func (r *run) runMounts(ctx context.Context, st *stage, ms []*instructions.Mount
 					continue
 				}
 			}
-			// The secret's own file is bind-mounted read-only: it is
-			// never in the container's upper directory, so never in a
-			// layer.
-			out = append(out, runMount{opt: "type=bind,source=" + src + ",target=" + target + ",readonly", target: target})
+			// A private copy with the mount's mode (0400 by default, as
+			// BuildKit) and owner, on tmpfs where there is one,
+			// bind-mounted read-only: it is never in the container's
+			// upper directory, so never in a layer.
+			f, err := r.secretFile(src, m)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, runMount{opt: "type=bind,source=" + f + ",target=" + target + ",readonly", target: target})
 			key = append(key, "secret="+id+"@"+target)
 		case instructions.MountTypeCache:
 			id := m.CacheID
@@ -445,6 +476,47 @@ func (r *run) runMounts(ctx context.Context, st *stage, ms []*instructions.Mount
 	return out, key, nil
 }
 
+// secretFile copies a secret for one RUN; the build's cleanup removes it.
+func (r *run) secretFile(src string, m *instructions.Mount) (string, error) {
+	b, err := readSecret(src)
+	if err != nil {
+		return "", err
+	}
+	base := ""
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		base = "/dev/shm"
+	}
+	dir, err := os.MkdirTemp(base, "berth-secret-")
+	if err != nil {
+		return "", err
+	}
+	r.tmpDirs = append(r.tmpDirs, dir)
+	mode := os.FileMode(0o400)
+	if m.Mode != nil {
+		mode = os.FileMode(*m.Mode) & os.ModePerm
+	}
+	p := filepath.Join(dir, "secret")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		return "", err
+	}
+	uid, gid := 0, 0
+	if m.UID != nil {
+		uid = int(*m.UID)
+	}
+	if m.GID != nil {
+		gid = int(*m.GID)
+	}
+	if err := os.Lchown(p, uid, gid); err != nil && os.Geteuid() == 0 {
+		return "", err
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		return "", err
+	}
+	// The directory is only the way to the file for the runtime (root).
+	os.Chmod(dir, 0o711)
+	return p, nil
+}
+
 func orDot(s string) string {
 	if s == "" {
 		return "."
@@ -515,7 +587,7 @@ func (r *run) helperRootfs(ctx context.Context, img digest.Digest, fn func(rootf
 	empty := ""
 	ctr, err := r.b.Engine.Create(ctx, container.CreateOptions{
 		Image: img.String(), Entrypoint: &empty, Cmd: []string{"/"}, Network: "none",
-		Labels: map[string]string{"dev.berth.build": "helper"},
+		Labels: map[string]string{"dev.berth.build": "helper"}, NoImageVolumes: true,
 	})
 	if err != nil {
 		return err

@@ -396,10 +396,8 @@ func historyOf(cfg *dockerspec.DockerOCIImageConfig, inst any) string {
 	case *instructions.ExposeCommand:
 		ports := make([]string, 0, len(c.Ports))
 		for _, p := range c.Ports {
-			if !strings.Contains(p, "/") {
-				p += "/tcp"
-			}
-			ports = append(ports, strings.ToLower(p))
+			ps, _ := image.ExpandPorts(p)
+			ports = append(ports, ps...)
 		}
 		sort.Strings(ports)
 		return "EXPOSE map[" + strings.Join(mapKeys(ports), " ") + "]"

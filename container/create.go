@@ -58,6 +58,10 @@ type CreateOptions struct {
 	// Attached: the creator will attach (run without -d), so stdin closes
 	// when the attached client's input ends.
 	Attached bool
+	// NoImageVolumes: the image's VOLUMEs get no anonymous volumes, so
+	// that what the container writes there is in its file system (a
+	// build's RUN, whose writes BuildKit keeps).
+	NoImageVolumes bool
 }
 
 // labelOwner marks a container's snapshot, so that image garbage
@@ -140,6 +144,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*Container, error
 	// Mounts the image asks for (VOLUME) get anonymous volumes unless the
 	// user mounts something there.
 	for p := range ic.Volumes {
+		if o.NoImageVolumes {
+			break
+		}
 		p = path.Clean(p)
 		taken := false
 		for _, m := range c.Mounts {

@@ -353,10 +353,11 @@ func (e *Engine) WithRootfs(ctx context.Context, ref string, fn func(rootfs stri
 }
 
 // Layer returns what a container changed, as docker diff lists it, and a
-// function that writes those changes as an uncompressed layer tar (what
-// Commit stores), so that a caller can tell an empty change from a layer
-// before it stores anything.
-func (e *Engine) Layer(ctx context.Context, ref string) ([]archive.Change, func(w io.Writer) error, error) {
+// function that writes changes (those, or some of them) as an
+// uncompressed layer tar (what Commit stores), so that a caller can tell
+// an empty change from a layer, or leave out its own mount points, before
+// it stores anything.
+func (e *Engine) Layer(ctx context.Context, ref string) ([]archive.Change, func(w io.Writer, cs []archive.Change) error, error) {
 	c, err := e.Get(ctx, ref)
 	if err != nil {
 		return nil, nil, err
@@ -365,5 +366,5 @@ func (e *Engine) Layer(ctx context.Context, ref string) ([]archive.Change, func(
 	if err != nil {
 		return nil, nil, err
 	}
-	return cs, func(w io.Writer) error { return archive.ChangesTar(ctx, w, cs, root) }, nil
+	return cs, func(w io.Writer, cs []archive.Change) error { return archive.ChangesTar(ctx, w, cs, root) }, nil
 }

@@ -2,6 +2,7 @@ package image
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/berthproject/berth/errdefs"
@@ -86,10 +87,13 @@ func applyInstruction(cfg *dockerspec.DockerOCIImageConfig, inst any, cmdSet *bo
 			cfg.ExposedPorts = map[string]struct{}{}
 		}
 		for _, p := range c.Ports {
-			if !strings.Contains(p, "/") {
-				p += "/tcp"
+			ports, err := ExpandPorts(p)
+			if err != nil {
+				return err
 			}
-			cfg.ExposedPorts[strings.ToLower(p)] = struct{}{}
+			for _, p := range ports {
+				cfg.ExposedPorts[p] = struct{}{}
+			}
 		}
 	case *instructions.LabelCommand:
 		if cfg.Labels == nil {
@@ -133,6 +137,33 @@ func applyInstruction(cfg *dockerspec.DockerOCIImageConfig, inst any, cmdSet *bo
 		return fmt.Errorf("%s cannot be applied here: only %s can: %w", name, ChangeInstructions, errdefs.ErrInvalidArgument)
 	}
 	return nil
+}
+
+// ExpandPorts reads an EXPOSE word, PORT[-PORT][/PROTO], into the ports it
+// names (a range is one entry per port, as Docker's), protocol lower-cased
+// and tcp by default.
+func ExpandPorts(s string) ([]string, error) {
+	port, proto, _ := strings.Cut(s, "/")
+	proto = strings.ToLower(proto)
+	if proto == "" {
+		proto = "tcp"
+	}
+	lo, hi, isRange := strings.Cut(port, "-")
+	first, err := strconv.ParseUint(lo, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("EXPOSE %s: invalid port %q: %w", s, lo, errdefs.ErrInvalidArgument)
+	}
+	last := first
+	if isRange {
+		if last, err = strconv.ParseUint(hi, 10, 16); err != nil || last < first {
+			return nil, fmt.Errorf("EXPOSE %s: invalid port range %q: %w", s, port, errdefs.ErrInvalidArgument)
+		}
+	}
+	var out []string
+	for p := first; p <= last; p++ {
+		out = append(out, strconv.FormatUint(p, 10)+"/"+proto)
+	}
+	return out, nil
 }
 
 // setEnv sets key in a KEY=value list, replacing an earlier value.

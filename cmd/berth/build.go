@@ -494,7 +494,7 @@ func (a *app) writeBuildOutput(ctx context.Context, e *container.Engine, s *imag
 			return fmt.Errorf("--output %s: %w", o.dest, err)
 		}
 		empty := ""
-		c, err := e.Create(ctx, container.CreateOptions{Image: res.Image.ID.String(), Entrypoint: &empty, Cmd: []string{"/"}, Network: "none"})
+		c, err := e.Create(ctx, container.CreateOptions{Image: res.Image.ID.String(), Entrypoint: &empty, Cmd: []string{"/"}, Network: "none", NoImageVolumes: true})
 		if err != nil {
 			return err
 		}
