@@ -399,23 +399,7 @@ func (a *app) build(cmd *cobra.Command, f buildFlags, ctxArg string) error {
 
 // buildEngine is an engine for build steps: the trust policy is checked
 // on the images a build reads (FROM, --from), not on each step's own.
-func (a *app) buildEngine() (*container.Engine, error) {
-	imgs, err := a.images()
-	if err != nil {
-		return nil, err
-	}
-	vols, err := a.volumeStore()
-	if err != nil {
-		return nil, err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	exitCmd := []string{self, "--root", a.root, "--runroot", a.runRoot, "--storage-driver", imgs.Driver()}
-	return container.Open(container.Options{Root: a.root, RunRoot: a.runRoot, Images: imgs, Volumes: vols,
-		BinDir: filepath.Dir(self), ExitCommand: exitCmd})
-}
+func (a *app) buildEngine() (*container.Engine, error) { return a.openEngine(nil) }
 
 // stdinContext reads a build context from stdin: a tar (compressed or
 // not) is unpacked to a temporary directory, with the same safety as a

@@ -143,6 +143,30 @@ func (a *app) containers() (*container.Engine, error) {
 	if a.engine != nil {
 		return a.engine, nil
 	}
+	e, err := a.openEngine(func(ctx context.Context, ref string) error {
+		// The trust policy is read when a container is made, so that a
+		// policy that does not parse stops run and create, not ps or rm.
+		ch, err := a.checker()
+		if err != nil {
+			return err
+		}
+		imgs, err := a.images()
+		if err != nil {
+			return err
+		}
+		_, err = ch.CheckStored(ctx, imgs, ref)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.engine = e
+	return e, nil
+}
+
+// openEngine opens an engine over the store with check as its ImageCheck
+// (nil: none).
+func (a *app) openEngine(check func(ctx context.Context, ref string) error) (*container.Engine, error) {
 	imgs, err := a.images()
 	if err != nil {
 		return nil, err
@@ -156,23 +180,8 @@ func (a *app) containers() (*container.Engine, error) {
 		return nil, err
 	}
 	exitCmd := []string{self, "--root", a.root, "--runroot", a.runRoot, "--storage-driver", imgs.Driver()}
-	e, err := container.Open(container.Options{Root: a.root, RunRoot: a.runRoot, Images: imgs, Volumes: vols,
-		BinDir: filepath.Dir(self), ExitCommand: exitCmd,
-		// The trust policy is read when a container is made, so that a
-		// policy that does not parse stops run and create, not ps or rm.
-		ImageCheck: func(ctx context.Context, ref string) error {
-			ch, err := a.checker()
-			if err != nil {
-				return err
-			}
-			_, err = ch.CheckStored(ctx, imgs, ref)
-			return err
-		}})
-	if err != nil {
-		return nil, err
-	}
-	a.engine = e
-	return e, nil
+	return container.Open(container.Options{Root: a.root, RunRoot: a.runRoot, Images: imgs, Volumes: vols,
+		BinDir: filepath.Dir(self), ExitCommand: exitCmd, ImageCheck: check})
 }
 
 func newRoot(a *app) *cobra.Command {
