@@ -98,6 +98,9 @@ type Result struct {
 	BaseRef string
 	// Ran is how many steps ran (were not taken from the cache).
 	Ran, Cached int
+	// UnusedArgs are the --build-arg names no ARG of a built stage (or
+	// before FROM) declared, sorted: Docker warns about them.
+	UnusedArgs []string
 }
 
 // Builder builds images into a store with an engine.
@@ -183,6 +186,14 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if imgs, err := b.Images.List(ctx); err == nil {
+		// Entries of images removed since are dropped when the cache is
+		// next written.
+		cache.live = map[digest.Digest]bool{}
+		for _, img := range imgs {
+			cache.live[img.ID] = true
+		}
+	}
 	r := &run{b: b, o: o, df: df, plan: p, cache: cache, fromArgs: args, stages: make([]*stage, len(df.stages))}
 	for _, i := range p.order {
 		r.steps += len(df.stages[i].Commands) + 1
@@ -224,7 +235,30 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Result, error) {
 	if final, err = b.Images.Get(ctx, final.ID.String()); err != nil {
 		return nil, err
 	}
-	return &Result{Image: final, Base: st.base, BaseRef: st.baseRef, Ran: r.ran, Cached: r.cached}, nil
+	used := map[string]bool{"SOURCE_DATE_EPOCH": true}
+	for _, k := range proxyArgs {
+		used[k] = true
+	}
+	for _, a := range df.metaArgs {
+		for _, kv := range a.Args {
+			used[kv.Key] = true
+		}
+	}
+	for _, s := range r.stages {
+		if s != nil {
+			for _, a := range s.args {
+				used[a.Key] = true
+			}
+		}
+	}
+	var unused []string
+	for k := range o.BuildArgs {
+		if !used[k] {
+			unused = append(unused, k)
+		}
+	}
+	sort.Strings(unused)
+	return &Result{Image: final, Base: st.base, BaseRef: st.baseRef, Ran: r.ran, Cached: r.cached, UnusedArgs: unused}, nil
 }
 
 // ParseEpoch reads SOURCE_DATE_EPOCH (seconds since 1970).

@@ -20,6 +20,10 @@ import (
 type cache struct {
 	dir     string
 	entries map[digest.Digest]digest.Digest
+	// live, when known, are the images stored when the build began: an
+	// entry naming another image (not made by this build) is dropped.
+	live map[digest.Digest]bool
+	made map[digest.Digest]bool
 }
 
 type cacheFile struct {
@@ -78,6 +82,17 @@ func (c *cache) put(key, id digest.Digest) error {
 	m, err := c.read()
 	if err != nil {
 		return err
+	}
+	if c.made == nil {
+		c.made = map[digest.Digest]bool{}
+	}
+	c.made[id] = true
+	if c.live != nil {
+		for k, v := range m {
+			if !c.live[v] && !c.made[v] {
+				delete(m, k)
+			}
+		}
 	}
 	m[key] = id
 	c.entries[key] = id

@@ -105,7 +105,7 @@ func (r *run) copyStep(ctx context.Context, st *stage, a copyArgs) (bool, error)
 		from = img
 		parts = append(parts, "from="+img.ID.String())
 	} else {
-		spec.SrcRoot, spec.Ignore, spec.FromContext = r.o.Context.Dir, r.o.Context.Excluded, true
+		spec.SrcRoot, spec.Ignore, spec.IgnoreDir, spec.FromContext = r.o.Context.Dir, r.o.Context.Excluded, r.o.Context.SkipDir, true
 	}
 	if from.ID == "" && len(spec.Sources) > 0 {
 		d, err := SourceDigest(ctx, spec)

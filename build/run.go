@@ -351,8 +351,10 @@ type runMount struct {
 	from   digest.Digest
 	source string
 	rw     bool
-	// copyFrom is a context directory to copy for a writable bind.
-	copyFrom string
+	// ctxCopy: the bind's source (source, in the context) is copied for
+	// the step: a writable bind's writes must go nowhere, and
+	// .dockerignore hides from a bind what it hides from COPY.
+	ctxCopy bool
 }
 
 // runMounts turns RUN --mount flags into engine mounts and the parts of
@@ -444,16 +446,17 @@ func (r *run) runMounts(ctx context.Context, st *stage, ms []*instructions.Mount
 				if err != nil {
 					return nil, nil, err
 				}
-				if _, err := os.Stat(src); err != nil {
-					return nil, nil, fmt.Errorf("RUN --mount=type=bind,source=%s: not in the build context: %w", m.Source, errdefs.ErrNotFound)
+				fi, err := os.Stat(src)
+				if err != nil || r.o.Context.Excluded(strings.TrimPrefix(path.Clean("/"+m.Source), "/")) {
+					return nil, nil, fmt.Errorf("RUN --mount=type=bind,source=%s: not in the build context (or excluded by .dockerignore): %w", m.Source, errdefs.ErrNotFound)
 				}
 				d, err := SourceDigest(ctx, CopySpec{SrcRoot: r.o.Context.Dir, Ignore: r.o.Context.Excluded, Sources: []string{orDot(m.Source)}, FromContext: true})
 				if err != nil {
 					return nil, nil, err
 				}
 				key = append(key, "bind="+target+"@"+d.String()+"/rw="+strconv.FormatBool(rm.rw))
-				if rm.rw {
-					rm.copyFrom = src
+				if rm.rw || (fi.IsDir() && r.o.Context.IgnoreFile != "") {
+					rm.ctxCopy = true
 				} else {
 					rm.opt = "type=bind,source=" + src + ",target=" + target + ",readonly"
 				}
@@ -547,16 +550,25 @@ func (r *run) withMountSources(ctx context.Context, ms []runMount, fn func(opts,
 			return fn(opts, tmpfs, env)
 		}
 		m := pending[i]
-		if m.copyFrom != "" {
+		if m.ctxCopy {
 			dir, err := os.MkdirTemp("", "berth-bind-")
 			if err != nil {
 				return image.Image{}, err
 			}
 			defer os.RemoveAll(dir)
-			if err := archive.CopyDir(ctx, m.copyFrom, dir); err != nil {
+			if err := Copy(ctx, CopySpec{SrcRoot: r.o.Context.Dir, Ignore: r.o.Context.Excluded, IgnoreDir: r.o.Context.SkipDir,
+				Sources: []string{orDot(m.source)}, FromContext: true, DestRoot: dir, Dest: "/"}); err != nil {
 				return image.Image{}, err
 			}
-			opts = append(opts, "type=bind,source="+dir+",target="+m.target)
+			src := dir
+			if fi, err := os.Stat(filepath.Join(r.o.Context.Dir, m.source)); err == nil && !fi.IsDir() {
+				src = filepath.Join(dir, filepath.Base(m.source))
+			}
+			o := "type=bind,source=" + src + ",target=" + m.target
+			if !m.rw {
+				o += ",readonly"
+			}
+			opts = append(opts, o)
 			return next(i + 1)
 		}
 		// An image's root file system, through a container made for the

@@ -27,7 +27,7 @@ type buildFlags struct {
 	file, target, pull, network, iidfile      string
 	progress                                  string
 	noCache, quiet                            bool
-	team, signKey                             string
+	team, signKey, platform                   string
 	passwordStdin                             bool
 	rf                                        remoteFlags
 }
@@ -62,6 +62,7 @@ record is signed for exactly the layers this build added.`,
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "also write the result: type=oci|docker|local,dest=PATH (a bare PATH is local)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, tty or quiet")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID")
+	fl.StringVar(&f.platform, "platform", "", "the platform to build for: this machine's only (berth runs steps natively)")
 	fl.StringVar(&f.team, "team", "", "sign a custody record as this team (with --sign-key) for the layers this build adds")
 	fl.StringVar(&f.signKey, "sign-key", "", "the team's private key for the custody record")
 	fl.BoolVar(&f.passwordStdin, "password-stdin", false, "read the key's password from stdin")
@@ -207,6 +208,15 @@ func (a *app) build(cmd *cobra.Command, f buildFlags, ctxArg string) error {
 	case "auto", "plain", "tty", "quiet":
 	default:
 		return usageError(cmd, fmt.Errorf("--progress %q: use auto, plain, tty or quiet", f.progress))
+	}
+	if f.platform != "" {
+		p, err := image.ParsePlatform(f.platform)
+		if err != nil {
+			return usageError(cmd, err)
+		}
+		if host := image.HostPlatform(); p.OS != host.OS || p.Architecture != host.Architecture {
+			return usageError(cmd, fmt.Errorf("--platform %s: berth builds for this machine's platform (%s) only", f.platform, image.PlatformString(host)))
+		}
 	}
 	if (f.team == "") != (f.signKey == "") {
 		return usageError(cmd, errors.New("--team and --sign-key go together"))
@@ -365,6 +375,9 @@ func (a *app) build(cmd *cobra.Command, f buildFlags, ctxArg string) error {
 			fmt.Fprintln(a.stderr, re.Tail)
 		}
 		return err
+	}
+	if len(res.UnusedArgs) > 0 {
+		fmt.Fprintf(a.stderr, "[Warning] One or more build-args %v were not consumed\n", res.UnusedArgs)
 	}
 	if mode != "quiet" {
 		for _, t := range f.tags {
