@@ -19,6 +19,11 @@ import (
 	digest "github.com/opencontainers/go-digest"
 )
 
+// ContainerLabel marks the containers a build makes for its steps (its
+// value says what for: run, copy, helper), so that listings can leave
+// them out.
+const ContainerLabel = "dev.berth.build"
+
 // PullPolicy says when a FROM image is pulled: never, when missing, or
 // always (as podman build --pull=).
 type PullPolicy string

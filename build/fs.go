@@ -150,7 +150,7 @@ func (r *run) fsStep(ctx context.Context, st *stage, msg string, fn func(rootfs 
 	empty := ""
 	ctr, err := r.b.Engine.Create(ctx, container.CreateOptions{
 		Image: st.img.ID.String(), Entrypoint: &empty, Cmd: []string{"/"}, Network: "none",
-		Labels: map[string]string{"dev.berth.build": "copy"}, NoImageVolumes: true,
+		Labels: map[string]string{ContainerLabel: "copy"}, NoImageVolumes: true,
 	})
 	if err != nil {
 		return image.Image{}, err

@@ -152,7 +152,7 @@ func (r *run) runStep(ctx context.Context, st *stage, c *instructions.RunCommand
 			Image: st.img.ID.String(), Cmd: args, Entrypoint: &empty,
 			Env: append(append(st.runEnv(), r.proxyEnv(st)...), secretEnv...), User: st.cfg.Config.User, WorkingDir: st.cfg.Config.WorkingDir,
 			Network: network, Mounts: opts, Tmpfs: tmpfs, Attached: true,
-			Labels: map[string]string{"dev.berth.build": "run"}, NoImageVolumes: true,
+			Labels: map[string]string{ContainerLabel: "run"}, NoImageVolumes: true,
 		}
 		ctr, err := r.b.Engine.Create(ctx, o)
 		if err != nil {
@@ -599,7 +599,7 @@ func (r *run) helperRootfs(ctx context.Context, img digest.Digest, fn func(rootf
 	empty := ""
 	ctr, err := r.b.Engine.Create(ctx, container.CreateOptions{
 		Image: img.String(), Entrypoint: &empty, Cmd: []string{"/"}, Network: "none",
-		Labels: map[string]string{"dev.berth.build": "helper"}, NoImageVolumes: true,
+		Labels: map[string]string{ContainerLabel: "helper"}, NoImageVolumes: true,
 	})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/berthproject/berth/build"
 	"github.com/berthproject/berth/container"
 	"github.com/berthproject/berth/container/logs"
 	"github.com/berthproject/berth/internal/format"
@@ -171,7 +172,7 @@ func statusLine(c *container.Container) string {
 }
 
 func psCmd(a *app, use string) *cobra.Command {
-	var all, quiet, size, noTrunc, latest bool
+	var all, quiet, size, noTrunc, latest, external bool
 	var last int
 	var filters []string
 	var formatStr string
@@ -195,6 +196,17 @@ func psCmd(a *app, use string) *cobra.Command {
 			}
 			if !all && !f.HasStatus() && !latest && last <= 0 {
 				f.Running = true
+			}
+			if !external {
+				// A build's step containers are the build's, as
+				// buildah's are hidden from podman ps.
+				kept := cs[:0]
+				for _, c := range cs {
+					if _, ok := c.Config.Labels[build.ContainerLabel]; !ok {
+						kept = append(kept, c)
+					}
+				}
+				cs = kept
 			}
 			cs = f.Select(cs)
 			if latest && len(cs) > 1 {
@@ -257,6 +269,7 @@ func psCmd(a *app, use string) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.BoolVarP(&all, "all", "a", false, "show all containers (default shows just running)")
+	fl.BoolVar(&external, "external", false, "also show the containers of builds in progress (or interrupted)")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "only display container IDs")
 	fl.BoolVarP(&size, "size", "s", false, "display total file sizes")
 	fl.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
