@@ -199,7 +199,7 @@ func (a *app) build(cmd *cobra.Command, f buildFlags, ctxArg string) error {
 	ctx := cmd.Context()
 	pull, err := build.ParsePullPolicy(f.pull)
 	if err != nil {
-		return usageError(cmd, err)
+		return usageError(cmd, errors.New(message(err)))
 	}
 	if f.network != "none" && f.network != "host" {
 		return usageError(cmd, fmt.Errorf("--network %q: berth build has none and host", f.network))
@@ -212,7 +212,7 @@ func (a *app) build(cmd *cobra.Command, f buildFlags, ctxArg string) error {
 	if f.platform != "" {
 		p, err := image.ParsePlatform(f.platform)
 		if err != nil {
-			return usageError(cmd, err)
+			return usageError(cmd, errors.New(message(err)))
 		}
 		if host := image.HostPlatform(); p.OS != host.OS || p.Architecture != host.Architecture {
 			return usageError(cmd, fmt.Errorf("--platform %s: berth builds for this machine's platform (%s) only", f.platform, image.PlatformString(host)))
@@ -347,7 +347,7 @@ func (a *app) build(cmd *cobra.Command, f buildFlags, ctxArg string) error {
 		if _, set := args["SOURCE_DATE_EPOCH"]; !set {
 			t, err := build.ParseEpoch(v)
 			if err != nil {
-				return usageError(cmd, err)
+				return usageError(cmd, errors.New(message(err)))
 			}
 			o.SourceDateEpoch = &t
 		}
