@@ -2,6 +2,8 @@ package build
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"github.com/berthproject/berth/container"
 	"github.com/berthproject/berth/errdefs"
 	"github.com/berthproject/berth/image"
+	"github.com/berthproject/berth/internal/flock"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
@@ -23,6 +26,15 @@ import (
 // value says what for: run, copy, helper), so that listings can leave
 // them out.
 const ContainerLabel = "dev.berth.build"
+
+// ownerLabel names the build a step container belongs to: a build that
+// dies (SIGKILL) leaves its containers, which the next build removes once
+// the owner's lock under <root>/build/builders is free.
+const ownerLabel = "dev.berth.build.owner"
+
+// secretDirPrefix names the private directories of secrets' copies
+// (followed by the owner's token).
+const secretDirPrefix = "berth-secret-"
 
 // PullPolicy says when a FROM image is pulled: never, when missing, or
 // always (as podman build --pull=).
@@ -66,8 +78,8 @@ type Options struct {
 	Labels map[string]string
 	// Network is RUN's network: "none" (the default) or "host".
 	Network string
-	// Secrets are --secret id → the host file with the secret.
-	Secrets map[string]string
+	// Secrets are --secret id → where the secret is.
+	Secrets map[string]Secret
 	// SourceDateEpoch, when set, fixes every time in the image.
 	SourceDateEpoch *time.Time
 	// Progress receives the steps as they go (nil: nothing).
@@ -191,15 +203,12 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if imgs, err := b.Images.List(ctx); err == nil {
-		// Entries of images removed since are dropped when the cache is
-		// next written.
-		cache.live = map[digest.Digest]bool{}
-		for _, img := range imgs {
-			cache.live[img.ID] = true
-		}
+	token, unlock, err := b.own(ctx)
+	if err != nil {
+		return nil, err
 	}
-	r := &run{b: b, o: o, df: df, plan: p, cache: cache, fromArgs: args, stages: make([]*stage, len(df.stages))}
+	defer unlock()
+	r := &run{b: b, o: o, df: df, plan: p, cache: cache, fromArgs: args, stages: make([]*stage, len(df.stages)), token: token}
 	for _, i := range p.order {
 		r.steps += len(df.stages[i].Commands) + 1
 	}
@@ -240,6 +249,19 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Result, error) {
 	if final, err = b.Images.Get(ctx, final.ID.String()); err != nil {
 		return nil, err
 	}
+	// Entries of images removed since (rmi, prune) go; a failure here
+	// costs nothing but a larger file.
+	cache.compact(func() (map[digest.Digest]bool, error) {
+		imgs, err := b.Images.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		live := map[digest.Digest]bool{}
+		for _, img := range imgs {
+			live[img.ID] = true
+		}
+		return live, nil
+	})
 	used := map[string]bool{"SOURCE_DATE_EPOCH": true}
 	for _, k := range proxyArgs {
 		used[k] = true
@@ -321,6 +343,8 @@ type run struct {
 	helpers []string
 	// tmpDirs hold secrets' private copies, removed at the end.
 	tmpDirs []string
+	// token names this build's lock, containers and secret directories.
+	token   string
 	scratch image.Image
 }
 
@@ -332,6 +356,71 @@ func (r *run) cleanup() {
 	for _, d := range r.tmpDirs {
 		os.RemoveAll(d)
 	}
+}
+
+// labels are a step container's: what it is for, and whose.
+func (r *run) labels(kind string) map[string]string {
+	return map[string]string{ContainerLabel: kind, ownerLabel: r.token}
+}
+
+// own takes this build's lock, then removes what dead builds left: their
+// step containers (whose records may hold a secret given as env) and
+// their secrets' copies.
+func (b *Builder) own(ctx context.Context) (string, func(), error) {
+	dir := filepath.Join(b.Images.Root(), "build", "builders")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, err
+	}
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", nil, err
+	}
+	token := hex.EncodeToString(rnd[:])
+	l, err := flock.Exclusive(filepath.Join(dir, token))
+	if err != nil {
+		return "", nil, err
+	}
+	dead := func(owner string) bool {
+		if owner == token || strings.ContainsAny(owner, "/.") || owner == "" {
+			return false
+		}
+		p := filepath.Join(dir, owner)
+		ol, err := flock.TryExclusive(p)
+		if err != nil {
+			return false // alive (or unknowable: keep)
+		}
+		ol.Unlock()
+		return true
+	}
+	if cs, err := b.Engine.List(ctx); err == nil {
+		for _, c := range cs {
+			if owner, ok := c.Config.Labels[ownerLabel]; ok && dead(owner) {
+				b.Engine.Remove(ctx, c.ID, true, true)
+			}
+		}
+	}
+	for _, base := range []string{"/dev/shm", os.TempDir()} {
+		ents, _ := os.ReadDir(base)
+		for _, e := range ents {
+			if rest, ok := strings.CutPrefix(e.Name(), secretDirPrefix); ok {
+				if owner, _, ok := strings.Cut(rest, "-"); ok && len(owner) == 16 && dead(owner) {
+					os.RemoveAll(filepath.Join(base, e.Name()))
+				}
+			}
+		}
+	}
+	// A dead build's lock file goes once it is old: a fresh one may be a
+	// build between creating and locking it.
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute && dead(e.Name()) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	return token, func() {
+		os.Remove(filepath.Join(dir, token))
+		l.Unlock()
+	}, nil
 }
 
 func (r *run) event(e Event) {
@@ -394,12 +483,26 @@ func sortedKV(m map[string]string) []string {
 	return out
 }
 
-// readSecret reads a --secret source (for its digest; the secret itself
-// goes into no key, layer or record).
-func readSecret(p string) ([]byte, error) {
-	b, err := os.ReadFile(p)
+// Secret is a --secret: a host file, or an environment variable of the
+// build's own.
+type Secret struct {
+	File string
+	Env  string
+}
+
+// readSecret reads a secret when a step mounts it (it goes into no key,
+// layer, history or record).
+func readSecret(s Secret) ([]byte, error) {
+	if s.File == "" {
+		v, ok := os.LookupEnv(s.Env)
+		if !ok {
+			return nil, fmt.Errorf("secret from $%s: the variable is not set: %w", s.Env, errdefs.ErrNotFound)
+		}
+		return []byte(v), nil
+	}
+	b, err := os.ReadFile(s.File)
 	if err != nil {
-		return nil, fmt.Errorf("secret %s: %w", p, err)
+		return nil, fmt.Errorf("secret %s: %w", s.File, err)
 	}
 	return b, nil
 }

@@ -20,10 +20,6 @@ import (
 type cache struct {
 	dir     string
 	entries map[digest.Digest]digest.Digest
-	// live, when known, are the images stored when the build began: an
-	// entry naming another image (not made by this build) is dropped.
-	live map[digest.Digest]bool
-	made map[digest.Digest]bool
 }
 
 type cacheFile struct {
@@ -83,19 +79,12 @@ func (c *cache) put(key, id digest.Digest) error {
 	if err != nil {
 		return err
 	}
-	if c.made == nil {
-		c.made = map[digest.Digest]bool{}
-	}
-	c.made[id] = true
-	if c.live != nil {
-		for k, v := range m {
-			if !c.live[v] && !c.made[v] {
-				delete(m, k)
-			}
-		}
-	}
 	m[key] = id
 	c.entries[key] = id
+	return c.write(m)
+}
+
+func (c *cache) write(m map[digest.Digest]digest.Digest) error {
 	b, err := json.Marshal(cacheFile{Version: 1, Steps: m})
 	if err != nil {
 		return err
@@ -104,4 +93,34 @@ func (c *cache) put(key, id digest.Digest) error {
 		return fmt.Errorf("build cache: %w: %w", errdefs.ErrUnavailable, err)
 	}
 	return nil
+}
+
+// compact drops the entries whose image is gone. The images are listed
+// after the entries are read, under the lock every put holds: a put
+// follows the store of its image, so an entry read here whose image is
+// not listed was removed, never one a concurrent build is making.
+func (c *cache) compact(images func() (map[digest.Digest]bool, error)) error {
+	l, err := flock.Exclusive(filepath.Join(c.dir, "lock"))
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	m, err := c.read()
+	if err != nil {
+		return err
+	}
+	live, err := images()
+	if err != nil {
+		return err
+	}
+	n := len(m)
+	for k, id := range m {
+		if !live[id] {
+			delete(m, k)
+		}
+	}
+	if len(m) == n {
+		return nil
+	}
+	return c.write(m)
 }

@@ -301,6 +301,14 @@ type dirFrame struct {
 
 func (w *walker) run() error {
 	if !w.src.isDir() {
+		// A fifo or a device named as a source would block the open or
+		// read without end: refused, as inside a directory.
+		if t := w.src.st.Mode & syscall.S_IFMT; t != syscall.S_IFREG && t != syscall.S_IFLNK {
+			return &copyError{
+				msg:   fmt.Sprintf("%s failed: %s is neither a regular file, a directory nor a symlink", w.s.verb(), w.src.name),
+				kinds: []error{errdefs.ErrInvalidArgument},
+			}
+		}
 		return w.leaf("", w.src.path, w.src.st)
 	}
 	top := &dirFrame{path: w.src.path, st: w.src.st, entered: true}
@@ -1010,11 +1018,15 @@ func SourceDigest(ctx context.Context, s CopySpec) (digest.Digest, error) {
 }
 
 func fileSHA256(p string) (string, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// O_NONBLOCK: a fifo swapped in for the file must not block the open.
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file: %w", p, errdefs.ErrInvalidArgument)
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err

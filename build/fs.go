@@ -89,7 +89,7 @@ func (r *run) copyStep(ctx context.Context, st *stage, a copyArgs) (bool, error)
 	for _, s := range a.sd.SourceContents {
 		spec.Inline = append(spec.Inline, InlineFile{Name: s.Path, Data: s.Data})
 	}
-	parts := []string{st.key.String(), msg, "dest=" + dest, "unpack=" + strconv.FormatBool(spec.Unpack)}
+	parts := []string{st.parentKey(), msg, "dest=" + dest, "unpack=" + strconv.FormatBool(spec.Unpack)}
 	for _, f := range spec.Inline {
 		parts = append(parts, "inline:"+f.Name+":"+f.Data)
 	}
@@ -150,7 +150,7 @@ func (r *run) fsStep(ctx context.Context, st *stage, msg string, fn func(rootfs 
 	empty := ""
 	ctr, err := r.b.Engine.Create(ctx, container.CreateOptions{
 		Image: st.img.ID.String(), Entrypoint: &empty, Cmd: []string{"/"}, Network: "none",
-		Labels: map[string]string{ContainerLabel: "copy"}, NoImageVolumes: true,
+		Labels: r.labels("copy"), NoImageVolumes: true,
 	})
 	if err != nil {
 		return image.Image{}, err
@@ -196,7 +196,7 @@ func (r *run) workdirStep(ctx context.Context, st *stage, c *instructions.Workdi
 	if wd == "/" {
 		return r.configStep(ctx, st, msg, nil)
 	}
-	key := stepKey(st.key.String(), msg, "user="+st.cfg.Config.User)
+	key := stepKey(st.parentKey(), msg, "user="+st.cfg.Config.User)
 	if hit, ok, err := r.lookup(ctx, key); err != nil || ok {
 		if ok {
 			return true, r.adopt(ctx, st, hit, key)

@@ -22,6 +22,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 // RunError is a RUN whose command failed, with the end of what it printed.
@@ -100,7 +101,14 @@ func (r *run) runStep(ctx context.Context, st *stage, c *instructions.RunCommand
 	network := r.o.Network
 	if n := string(instructions.GetNetwork(c)); n != "" {
 		switch n {
-		case "none", "host":
+		case "host":
+			// The Dockerfile cannot widen what the builder allowed (as
+			// BuildKit's --allow network.host).
+			if r.o.Network != "host" {
+				return false, fmt.Errorf("RUN --network=host needs the build run with --network host: %w", errdefs.ErrPermissionDenied)
+			}
+			network = n
+		case "none":
 			network = n
 		case "default":
 		default:
@@ -115,7 +123,7 @@ func (r *run) runStep(ctx context.Context, st *stage, c *instructions.RunCommand
 		return false, err
 	}
 	msg := runHistory(st, args)
-	parts := append([]string{st.key.String(), msg, "network=" + network, "user=" + st.cfg.Config.User, "workdir=" + st.cfg.Config.WorkingDir}, keyParts...)
+	parts := append([]string{st.parentKey(), msg, "network=" + network, "user=" + st.cfg.Config.User, "workdir=" + st.cfg.Config.WorkingDir}, keyParts...)
 	parts = append(parts, st.runEnv()...)
 	for _, f := range c.Files {
 		parts = append(parts, "heredoc:"+f.Name+":"+f.Data)
@@ -152,7 +160,7 @@ func (r *run) runStep(ctx context.Context, st *stage, c *instructions.RunCommand
 			Image: st.img.ID.String(), Cmd: args, Entrypoint: &empty,
 			Env: append(append(st.runEnv(), r.proxyEnv(st)...), secretEnv...), User: st.cfg.Config.User, WorkingDir: st.cfg.Config.WorkingDir,
 			Network: network, Mounts: opts, Tmpfs: tmpfs, Attached: true,
-			Labels: map[string]string{ContainerLabel: "run"}, NoImageVolumes: true,
+			Labels: r.labels("run"), NoImageVolumes: true,
 		}
 		ctr, err := r.b.Engine.Create(ctx, o)
 		if err != nil {
@@ -200,6 +208,17 @@ func (r *run) attachRun(ctx context.Context, ctr *container.Container) (int, str
 	if err := cl.Start(); err != nil {
 		return -1, "", err
 	}
+	// An interrupted build stops its step: the container is killed, so
+	// that Receive returns and the deferred removals run.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-ctx.Done():
+			e.Kill(context.WithoutCancel(ctx), c.ID, unix.SIGKILL)
+		case <-stop:
+		}
+	}()
 	code, err := cl.Receive(out, out, nil)
 	var se *monitor.StartError
 	if errors.As(err, &se) {
@@ -211,6 +230,9 @@ func (r *run) attachRun(ctx context.Context, ctr *container.Container) (int, str
 		if e.Cleanup(context.WithoutCancel(ctx), c.ID) == nil {
 			cl.CleanedUp()
 		}
+	}
+	if ctx.Err() != nil {
+		return -1, tail.String(), ctx.Err()
 	}
 	if err != nil {
 		return -1, tail.String(), err
@@ -275,9 +297,10 @@ func (r *run) commit(ctx context.Context, st *stage, id, msg string, mountTarget
 	return r.b.Images.Derive(ctx, o)
 }
 
-// withoutMountParents drops the directories a build mount made or touched
-// (the parents of /run/secrets/x, a cache's /var/cache) when nothing else
-// changed in them, as BuildKit's mount stub cleaner does.
+// withoutMountParents drops the directories a build mount made (the
+// parents of /run/secrets/x, a cache's /var/cache) when nothing else
+// changed in them, as BuildKit's mount stub cleaner does. A directory that
+// was there before stays: the step may have changed it.
 func withoutMountParents(cs []archive.Change, targets []string) []archive.Change {
 	if len(targets) == 0 {
 		return cs
@@ -293,7 +316,7 @@ func withoutMountParents(cs []archive.Change, targets []string) []archive.Change
 		changed = false
 		var out []archive.Change
 		for _, c := range cs {
-			if made[c.Path] && c.Kind != archive.ChangeDelete {
+			if made[c.Path] && c.Kind == archive.ChangeAdd {
 				holds := false
 				for _, o := range cs {
 					if strings.HasPrefix(o.Path, c.Path+"/") {
@@ -480,7 +503,7 @@ func (r *run) runMounts(ctx context.Context, st *stage, ms []*instructions.Mount
 }
 
 // secretFile copies a secret for one RUN; the build's cleanup removes it.
-func (r *run) secretFile(src string, m *instructions.Mount) (string, error) {
+func (r *run) secretFile(src Secret, m *instructions.Mount) (string, error) {
 	b, err := readSecret(src)
 	if err != nil {
 		return "", err
@@ -489,7 +512,7 @@ func (r *run) secretFile(src string, m *instructions.Mount) (string, error) {
 	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
 		base = "/dev/shm"
 	}
-	dir, err := os.MkdirTemp(base, "berth-secret-")
+	dir, err := os.MkdirTemp(base, secretDirPrefix+r.token+"-")
 	if err != nil {
 		return "", err
 	}
@@ -563,6 +586,10 @@ func (r *run) withMountSources(ctx context.Context, ms []runMount, fn func(opts,
 			src := dir
 			if fi, err := os.Stat(filepath.Join(r.o.Context.Dir, m.source)); err == nil && !fi.IsDir() {
 				src = filepath.Join(dir, filepath.Base(m.source))
+			} else if err == nil {
+				// The copy's root is the source directory: its mode, not
+				// MkdirTemp's 0700, so that a non-root USER reads it.
+				os.Chmod(dir, fi.Mode().Perm())
 			}
 			o := "type=bind,source=" + src + ",target=" + m.target
 			if !m.rw {
@@ -599,7 +626,7 @@ func (r *run) helperRootfs(ctx context.Context, img digest.Digest, fn func(rootf
 	empty := ""
 	ctr, err := r.b.Engine.Create(ctx, container.CreateOptions{
 		Image: img.String(), Entrypoint: &empty, Cmd: []string{"/"}, Network: "none",
-		Labels: map[string]string{ContainerLabel: "helper"}, NoImageVolumes: true,
+		Labels: r.labels("helper"), NoImageVolumes: true,
 	})
 	if err != nil {
 		return err

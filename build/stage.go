@@ -47,6 +47,15 @@ type stage struct {
 	dirty bool
 }
 
+// parentKey is what every step's key starts with: the chain of keys so
+// far, and the image the step is made on. The image matters apart from the
+// chain: a step that ran again (its cached image removed) makes a new
+// image, and the steps after it must not come from the cache of the old
+// one. cmdSet is in it because ENTRYPOINT's result depends on it.
+func (s *stage) parentKey() string {
+	return stepKey(s.key.String(), s.img.ID.String(), "cmdset="+strconv.FormatBool(s.cmdSet), "dirty="+strconv.FormatBool(s.dirty)).String()
+}
+
 func (s *stage) created() time.Time {
 	if s.cfg.Created != nil {
 		return *s.cfg.Created
@@ -367,7 +376,7 @@ func (r *run) configStep(ctx context.Context, st *stage, msg string, inst any) (
 			msg = historyOf(&st.cfg.Config, inst)
 		}
 	}
-	key := stepKey(st.key.String(), msg)
+	key := stepKey(st.parentKey(), msg)
 	if hit, ok, err := r.lookup(ctx, key); err != nil || ok {
 		if ok {
 			return true, r.adopt(ctx, st, hit, key)

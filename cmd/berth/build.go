@@ -124,16 +124,10 @@ func parseKVList(flag string, list []string, env bool) (map[string]string, error
 	return out, nil
 }
 
-// parseSecrets reads --secret id=ID,src=FILE|env=VAR; an env secret is
-// written to a private temporary file, which cleanup removes.
-func parseSecrets(list []string) (map[string]string, func(), error) {
-	out := map[string]string{}
-	var tmp []string
-	cleanup := func() {
-		for _, t := range tmp {
-			os.Remove(t)
-		}
-	}
+// parseSecrets reads --secret id=ID,src=FILE|env=VAR. Nothing is read or
+// written here: the build reads a secret when a step mounts it.
+func parseSecrets(list []string) (map[string]build.Secret, error) {
+	out := map[string]build.Secret{}
 	for _, s := range list {
 		var id, src, env string
 		for _, kv := range strings.Split(s, ",") {
@@ -147,12 +141,10 @@ func parseSecrets(list []string) (map[string]string, func(), error) {
 				env = v
 			case "type":
 				if v != "file" && v != "env" {
-					cleanup()
-					return nil, nil, fmt.Errorf("--secret %q: type %q (file or env)", s, v)
+					return nil, fmt.Errorf("--secret %q: type %q (file or env)", s, v)
 				}
 			default:
-				cleanup()
-				return nil, nil, fmt.Errorf("--secret %q: unknown field %q (id, src, env)", s, k)
+				return nil, fmt.Errorf("--secret %q: unknown field %q (id, src, env)", s, k)
 			}
 		}
 		if id == "" {
@@ -163,36 +155,23 @@ func parseSecrets(list []string) (map[string]string, func(), error) {
 		}
 		switch {
 		case id == "":
-			cleanup()
-			return nil, nil, fmt.Errorf("--secret %q: no id", s)
+			return nil, fmt.Errorf("--secret %q: no id", s)
 		case src != "":
 			if _, err := os.Stat(src); err != nil {
-				cleanup()
-				return nil, nil, fmt.Errorf("--secret %q: %w", s, err)
+				return nil, fmt.Errorf("--secret %q: %w", s, err)
 			}
 			abs, _ := filepath.Abs(src)
-			out[id] = abs
+			out[id] = build.Secret{File: abs}
 		case env != "":
-			v, ok := os.LookupEnv(env)
-			if !ok {
-				cleanup()
-				return nil, nil, fmt.Errorf("--secret %q: the variable %s is not set", s, env)
+			if _, ok := os.LookupEnv(env); !ok {
+				return nil, fmt.Errorf("--secret %q: the variable %s is not set", s, env)
 			}
-			fh, err := os.CreateTemp("", "berth-secret-")
-			if err != nil {
-				cleanup()
-				return nil, nil, err
-			}
-			tmp = append(tmp, fh.Name())
-			fh.WriteString(v)
-			fh.Close()
-			out[id] = fh.Name()
+			out[id] = build.Secret{Env: env}
 		default:
-			cleanup()
-			return nil, nil, fmt.Errorf("--secret %q: give src=FILE or env=VAR", s)
+			return nil, fmt.Errorf("--secret %q: give src=FILE or env=VAR", s)
 		}
 	}
-	return out, cleanup, nil
+	return out, nil
 }
 
 func (a *app) build(cmd *cobra.Command, f buildFlags, ctxArg string) error {
@@ -232,6 +211,24 @@ func (a *app) build(cmd *cobra.Command, f buildFlags, ctxArg string) error {
 		}
 		outputs = append(outputs, o)
 	}
+	for _, o := range outputs {
+		// Where the result goes is checked before the build, which moves
+		// the tags.
+		switch {
+		case o.dest == "-":
+		case o.typ == "local":
+			if err := os.MkdirAll(o.dest, 0o755); err != nil {
+				return fmt.Errorf("--output %s: %w", o.dest, err)
+			}
+		default:
+			t, err := os.CreateTemp(filepath.Dir(o.dest), ".berth-output-")
+			if err != nil {
+				return fmt.Errorf("--output %s: %w", o.dest, err)
+			}
+			t.Close()
+			os.Remove(t.Name())
+		}
+	}
 	args, err := parseKVList("--build-arg", f.buildArgs, true)
 	if err != nil {
 		return usageError(cmd, err)
@@ -240,11 +237,10 @@ func (a *app) build(cmd *cobra.Command, f buildFlags, ctxArg string) error {
 	if err != nil {
 		return usageError(cmd, err)
 	}
-	secrets, cleanSecrets, err := parseSecrets(f.secrets)
+	secrets, err := parseSecrets(f.secrets)
 	if err != nil {
 		return usageError(cmd, err)
 	}
-	defer cleanSecrets()
 	if strings.Contains(ctxArg, "://") || strings.HasPrefix(ctxArg, "git@") {
 		return usageError(cmd, fmt.Errorf("context %s: berth builds from a local directory or a tar on stdin, not a URL", ctxArg))
 	}
