@@ -174,7 +174,9 @@ func (r *run) runStep(ctx context.Context, st *stage, c *instructions.RunCommand
 		if code != 0 {
 			return image.Image{}, &RunError{Code: code, Tail: tail}
 		}
-		var targets []string
+		// The runtime's own mount points too: on a base without /etc, the
+		// /etc it makes for /etc/hosts is not the step's.
+		targets := []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
 		for _, m := range mounts {
 			targets = append(targets, m.target)
 		}
