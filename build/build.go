@@ -472,17 +472,6 @@ func (r *run) scratchImage(ctx context.Context) (image.Image, error) {
 	return img, nil
 }
 
-// buildArgsUsed lists the build arguments a stage declared, with values,
-// sorted, for cache keys and RUN's environment.
-func sortedKV(m map[string]string) []string {
-	var out []string
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // Secret is a --secret: a host file, or an environment variable of the
 // build's own.
 type Secret struct {

@@ -98,8 +98,6 @@ func checkSupported(c instructions.Command) error {
 		if c.Parents {
 			return fmt.Errorf("COPY --parents is not supported")
 		}
-	case *instructions.RunCommand:
-		// Mounts, network and security are read after expansion.
 	}
 	return nil
 }

@@ -166,7 +166,7 @@ func (r *run) fsStep(ctx context.Context, st *stage, msg string, fn func(rootfs 
 // /etc/passwd and /etc/group; a user without a group takes the user's
 // numeric ID as its group, as Docker documents.
 func resolveChown(rootfs, spec string) (int, int, error) {
-	u, g, hasGroup := strings.Cut(spec, ":")
+	_, g, hasGroup := strings.Cut(spec, ":")
 	passwd, err := securejoin.SecureJoin(rootfs, "/etc/passwd")
 	if err != nil {
 		return 0, 0, err
@@ -183,7 +183,6 @@ func resolveChown(rootfs, spec string) (int, int, error) {
 	if !hasGroup || g == "" {
 		gid = uid
 	}
-	_ = u
 	return uid, gid, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -230,11 +231,12 @@ func (r *run) dispatch(ctx context.Context, st *stage, cmd instructions.Command,
 	done := func(cached bool, err error) error {
 		r.event(Event{Stage: st.name, Step: r.step, Steps: r.steps, Instruction: instr, Done: true, Cached: cached, Duration: time.Since(started), Err: err, Image: st.img.ID})
 		if err != nil {
-			var se *StepError
-			if ok := asStepError(err, &se); ok {
-				return se
+			se := &StepError{File: r.df.name, Line: ln, Instruction: instr, Err: err}
+			var re *RunError
+			if errors.As(err, &re) {
+				se.Code = re.Code
 			}
-			return &StepError{File: r.df.name, Line: ln, Instruction: instr, Err: err}
+			return se
 		}
 		if cached {
 			r.cached++
@@ -352,14 +354,6 @@ func (r *run) dispatch(ctx context.Context, st *stage, cmd instructions.Command,
 		return done(cached, err)
 	}
 	return done(false, fmt.Errorf("%s is not supported by berth build: %w", strings.ToUpper(cmd.Name()), errdefs.ErrNotImplemented))
-}
-
-func asStepError(err error, target **StepError) bool {
-	se, ok := err.(*StepError)
-	if ok {
-		*target = se
-	}
-	return ok
 }
 
 // configStep applies a config instruction (inst nil: msg alone, the
