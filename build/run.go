@@ -483,7 +483,7 @@ func (r *run) runMounts(ctx context.Context, st *stage, ms []*instructions.Mount
 				if rm.rw || (fi.IsDir() && r.o.Context.IgnoreFile != "") {
 					rm.ctxCopy = true
 				} else {
-					rm.opt = "type=bind,source=" + src + ",target=" + target + ",readonly"
+					rm.opt = "type=bind,source=" + src + ",target=" + target + ",readonly,bind-recursive=readonly"
 				}
 			} else {
 				img, err := r.fromImage(ctx, m.From)

@@ -538,6 +538,15 @@ func parseMount(s string) (Mount, error) {
 			tmpfsOpts = append(tmpfsOpts, "size="+v)
 		case "tmpfs-mode":
 			tmpfsOpts = append(tmpfsOpts, "mode="+v)
+		case "bind-recursive":
+			// Docker's values: enabled (the default here), readonly.
+			switch v {
+			case "readonly":
+				m.RecursiveReadOnly = true
+			case "enabled", "":
+			default:
+				return m, invalid("--mount %q: bind-recursive=%s: berth has enabled and readonly", s, v)
+			}
 		case "bind-propagation", "volume-nocopy", "consistency":
 		default:
 			return m, invalid("--mount %q: unknown field %q", s, k)

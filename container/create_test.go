@@ -113,6 +113,8 @@ func TestParseMount(t *testing.T) {
 		{name: "readonly=false", in: "type=bind,source=" + dir + ",target=/src,readonly=false", want: Mount{Type: "bind", Source: dir, Destination: "/src", RW: true}},
 		{name: "ro=0", in: "type=bind,source=" + dir + ",target=/src,ro=0", want: Mount{Type: "bind", Source: dir, Destination: "/src", RW: true}},
 		{name: "ignored fields", in: "type=bind,source=" + dir + ",target=/src,bind-propagation=rshared,consistency=cached", want: Mount{Type: "bind", Source: dir, Destination: "/src", RW: true}},
+		{name: "recursive readonly", in: "type=bind,source=" + dir + ",target=/src,readonly,bind-recursive=readonly", want: Mount{Type: "bind", Source: dir, Destination: "/src", Mode: "ro", RecursiveReadOnly: true}},
+		{name: "bad bind-recursive", in: "type=bind,source=" + dir + ",target=/src,bind-recursive=sometimes", err: "bind-recursive=sometimes"},
 		{name: "named volume", in: "type=volume,source=data,target=/data", want: Mount{Type: "volume", Name: "data", Destination: "/data", RW: true}},
 		{name: "named volume ro nocopy", in: "type=volume,source=data,target=/data,readonly,volume-nocopy", want: Mount{Type: "volume", Name: "data", Destination: "/data", Mode: "ro"}},
 		{name: "anonymous volume", in: "type=volume,target=/data", want: Mount{Type: "volume", Destination: "/data", RW: true, Anonymous: true}},

@@ -100,6 +100,9 @@ type Mount struct {
 	RW          bool   `json:"RW"`
 	Options     string `json:"Options,omitempty"` // tmpfs options
 	Anonymous   bool   `json:"Anonymous,omitempty"`
+	// RecursiveReadOnly: a read-only bind is read-only in the mounts
+	// below its source too (--mount bind-recursive=readonly).
+	RecursiveReadOnly bool `json:"RecursiveReadOnly,omitempty"`
 }
 
 // State is the container's state as last recorded.

@@ -462,6 +462,10 @@ func (e *Engine) buildSpec(c *Container, rootfs string) (*specs.Spec, error) {
 			opts := []string{"rbind", "rprivate"}
 			if !m.RW {
 				opts = append(opts, "ro")
+				if m.RecursiveReadOnly {
+					// runtime-spec's recursive attribute (mount_setattr).
+					opts = append(opts, "rro")
+				}
 			}
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
 		}

@@ -668,6 +668,7 @@ func TestBuildSpec(t *testing.T) {
 			c.Mounts = []Mount{
 				{Type: "bind", Source: "/srv/data", Destination: "/data", RW: true},
 				{Type: "bind", Source: "/srv/conf", Destination: "/etc/app", Mode: "ro"},
+				{Type: "bind", Source: "/srv/ctx", Destination: "/ctx", Mode: "ro", RecursiveReadOnly: true},
 				{Type: "volume", Name: "cache", Source: "/var/lib/berth/volumes/cache/_data", Destination: "/cache", RW: true},
 				{Type: "tmpfs", Destination: "/run", RW: true, Options: "size=64m,mode=1777"},
 				{Type: "tmpfs", Destination: "/tmp", RW: true},
@@ -676,6 +677,7 @@ func TestBuildSpec(t *testing.T) {
 			want := []specs.Mount{
 				{Destination: "/data", Type: "bind", Source: "/srv/data", Options: []string{"rbind", "rprivate"}},
 				{Destination: "/etc/app", Type: "bind", Source: "/srv/conf", Options: []string{"rbind", "rprivate", "ro"}},
+				{Destination: "/ctx", Type: "bind", Source: "/srv/ctx", Options: []string{"rbind", "rprivate", "ro", "rro"}},
 				{Destination: "/cache", Type: "bind", Source: "/var/lib/berth/volumes/cache/_data", Options: []string{"rbind", "rprivate"}},
 				{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "size=64m", "mode=1777"}},
 				{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev"}},
