@@ -392,9 +392,26 @@ func (b *Builder) own(ctx context.Context) (string, func(), error) {
 		ol.Unlock()
 		return true
 	}
+	// Only a dead build's lock file (left by a kill) sends the sweep
+	// through the containers and secret directories: a build after a
+	// clean one lists nothing.
+	ents, _ := os.ReadDir(dir)
+	gone := map[string]bool{}
+	for _, e := range ents {
+		if dead(e.Name()) {
+			gone[e.Name()] = true
+		}
+	}
+	release := func() {
+		os.Remove(filepath.Join(dir, token))
+		l.Unlock()
+	}
+	if len(gone) == 0 {
+		return token, release, nil
+	}
 	if cs, err := b.Engine.List(ctx); err == nil {
 		for _, c := range cs {
-			if owner, ok := c.Config.Labels[ownerLabel]; ok && dead(owner) {
+			if gone[c.Config.Labels[ownerLabel]] {
 				b.Engine.Remove(ctx, c.ID, true, true)
 			}
 		}
@@ -403,24 +420,20 @@ func (b *Builder) own(ctx context.Context) (string, func(), error) {
 		ents, _ := os.ReadDir(base)
 		for _, e := range ents {
 			if rest, ok := strings.CutPrefix(e.Name(), secretDirPrefix); ok {
-				if owner, _, ok := strings.Cut(rest, "-"); ok && len(owner) == 16 && dead(owner) {
+				if owner, _, ok := strings.Cut(rest, "-"); ok && gone[owner] {
 					os.RemoveAll(filepath.Join(base, e.Name()))
 				}
 			}
 		}
 	}
-	// A dead build's lock file goes once it is old: a fresh one may be a
-	// build between creating and locking it.
-	ents, _ := os.ReadDir(dir)
+	// The lock file goes once it is old: a fresh one may be a build
+	// between creating and locking it (which has made nothing yet).
 	for _, e := range ents {
-		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute && dead(e.Name()) {
+		if fi, err := e.Info(); err == nil && gone[e.Name()] && time.Since(fi.ModTime()) > time.Minute {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	return token, func() {
-		os.Remove(filepath.Join(dir, token))
-		l.Unlock()
-	}, nil
+	return token, release, nil
 }
 
 func (r *run) event(e Event) {

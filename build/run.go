@@ -369,8 +369,12 @@ type runMount struct {
 	opt    string
 	tmpfs  string
 	target string
-	// env is a secret given as an environment variable.
-	env string
+	// secret is read (env, the variable it goes in) or copied (mount,
+	// its mode and owner) only when the step runs: a cached step reads
+	// no secret.
+	secret      *Secret
+	secretEnv   string
+	secretMount *instructions.Mount
 	// from is an image whose root file system is the bind source, at
 	// source inside it.
 	from   digest.Digest
@@ -413,24 +417,13 @@ func (r *run) runMounts(ctx context.Context, st *stage, ms []*instructions.Mount
 				if name == "" {
 					name = id
 				}
-				b, err := readSecret(src)
-				if err != nil {
-					return nil, nil, err
-				}
-				out = append(out, runMount{env: name + "=" + string(b)})
+				out = append(out, runMount{secret: &src, secretEnv: name})
+				key = append(key, "secret="+id+"@$"+name)
 				if target == "" {
 					continue
 				}
 			}
-			// A private copy with the mount's mode (0400 by default, as
-			// BuildKit) and owner, on tmpfs where there is one,
-			// bind-mounted read-only: it is never in the container's
-			// upper directory, so never in a layer.
-			f, err := r.secretFile(src, m)
-			if err != nil {
-				return nil, nil, err
-			}
-			out = append(out, runMount{opt: "type=bind,source=" + f + ",target=" + target + ",readonly", target: target})
+			out = append(out, runMount{secret: &src, secretMount: m, target: target})
 			key = append(key, "secret="+id+"@"+target)
 		case instructions.MountTypeCache:
 			id := m.CacheID
@@ -559,8 +552,22 @@ func (r *run) withMountSources(ctx context.Context, ms []runMount, fn func(opts,
 	var pending []runMount
 	for _, m := range ms {
 		switch {
-		case m.env != "":
-			env = append(env, m.env)
+		case m.secret != nil && m.secretEnv != "":
+			b, err := readSecret(*m.secret)
+			if err != nil {
+				return image.Image{}, err
+			}
+			env = append(env, m.secretEnv+"="+string(b))
+		case m.secret != nil:
+			// A private copy with the mount's mode (0400 by default, as
+			// BuildKit) and owner, on tmpfs where there is one,
+			// bind-mounted read-only: it is never in the container's
+			// upper directory, so never in a layer.
+			f, err := r.secretFile(*m.secret, m.secretMount)
+			if err != nil {
+				return image.Image{}, err
+			}
+			opts = append(opts, "type=bind,source="+f+",target="+m.target+",readonly")
 		case m.tmpfs != "":
 			tmpfs = append(tmpfs, m.tmpfs)
 		case m.opt != "":

@@ -105,11 +105,14 @@ func Intermediate(imgs []Image) map[digest.Digest]bool {
 
 // Select returns the images that pass f, in the order given.
 func (s *Store) Select(ctx context.Context, imgs []Image, f Filter) ([]Image, error) {
-	all, err := s.List(ctx)
-	if err != nil {
-		return nil, err
+	var inter map[digest.Digest]bool
+	if f.Dangling != nil {
+		all, err := s.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		inter = Intermediate(all)
 	}
-	inter := Intermediate(all)
 	var before, since []Image
 	for _, ref := range f.Before {
 		img, err := s.Get(ctx, ref)

@@ -420,7 +420,8 @@ func (a *app) stdinContext(ctx context.Context) (string, []byte, error) {
 	}
 	br := bufio.NewReaderSize(a.stdin, 1<<16)
 	head, _ := br.Peek(512)
-	r, comp, err := archive.DecompressStream(bytes.NewReader(head))
+	// A tar, compressed or not, says "ustar" at 257 of its first block.
+	r, _, err := archive.DecompressStream(bytes.NewReader(head))
 	isTar := false
 	if err == nil {
 		inner := make([]byte, 512)
@@ -428,7 +429,6 @@ func (a *app) stdinContext(ctx context.Context) (string, []byte, error) {
 		r.Close()
 		isTar = n >= 262 && string(inner[257:262]) == "ustar"
 	}
-	_ = comp
 	if !isTar {
 		df, err := io.ReadAll(br)
 		if err != nil {
